@@ -1,0 +1,201 @@
+/*
+ * initcheck._kernels: fold one draw into running statistics, in one pass.
+ *
+ * fold(x, ref, lo, scale, bins, sums, extremes, counts, hist)
+ *
+ *   x         contiguous float32 or float64 buffer (the draw, any shape)
+ *   ref       reference point of the power sums (the law's mean)
+ *   lo, scale histogram grid: t = (x - lo) * scale; cell 0 when t < 0,
+ *             bins + 1 when t >= bins, else floor(t) + 1
+ *   sums      float64[4], += sum (x - ref)^k for k = 1..4 over finite x
+ *   extremes  float64[2], min and max of the finite x (updated)
+ *   counts    int64[4],  += finite, NaN, +Inf, -Inf counts
+ *   hist      int64[bins + 2], += cell counts of the finite x
+ *
+ * Everything is accumulated in double precision whatever the sample dtype.
+ * The GIL is released during the loop, so Python can draw the next sample on
+ * another core meanwhile.  Plain C over the buffer protocol: no NumPy headers
+ * are needed to build it.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+typedef struct {
+    double s[4];
+    double low, high;
+    int64_t finite, nan, posinf, neginf;
+} accum;
+
+/* Power sums: a plain loop that the compiler vectorizes (reassociation is
+ * allowed for this file), with an AVX2 clone picked at run time where the CPU
+ * has it.  NaN or Inf poisons the sums; the caller then takes the careful path. */
+#define MOMENTS(T)                                                                      \
+    __attribute__((target_clones("avx2", "default")))                                  \
+    static void moments_##T(const T *restrict p, Py_ssize_t n, double ref, accum *a) {  \
+        double s1 = 0, s2 = 0, s3 = 0, s4 = 0;                                          \
+        for (Py_ssize_t i = 0; i < n; i++) {                                            \
+            double d = (double)p[i] - ref, d2 = d * d;                                  \
+            s1 += d; s2 += d2; s3 += d2 * d; s4 += d2 * d2;                             \
+        }                                                                               \
+        a->s[0] += s1; a->s[1] += s2; a->s[2] += s3; a->s[3] += s4;                     \
+        a->finite += n;                                                                 \
+    }
+
+/* Histogram cells and extremes (the compares hide behind the scattered adds);
+ * skip_nonfinite is set only on the careful path. */
+#define HISTOGRAM(T)                                                                    \
+    static void histogram_##T(const T *restrict p, Py_ssize_t n, double lo, double scale, \
+                              double top, int64_t *restrict h, int skip_nonfinite,      \
+                              accum *a) {                                               \
+        const int64_t last = (int64_t)top + 1;                                          \
+        double low = a->low, high = a->high;                                            \
+        for (Py_ssize_t i = 0; i < n; i++) {                                            \
+            double v = (double)p[i];                                                    \
+            if (skip_nonfinite && !isfinite(v)) continue;                               \
+            low = v < low ? v : low;                                                    \
+            high = v > high ? v : high;                                                 \
+            double t = (v - lo) * scale;                                                \
+            h[t < 0.0 ? 0 : (t >= top ? last : (int64_t)t + 1)]++;                      \
+        }                                                                               \
+        a->low = low; a->high = high;                                                   \
+    }
+
+/* The careful path for a draw holding NaN or Inf: count them, sum the rest. */
+#define CAREFUL(T)                                                                      \
+    static void careful_##T(const T *restrict p, Py_ssize_t n, double ref, accum *a) {  \
+        for (Py_ssize_t i = 0; i < n; i++) {                                            \
+            double v = (double)p[i];                                                    \
+            if (!isfinite(v)) {                                                         \
+                if (isnan(v)) a->nan++;                                                 \
+                else if (v > 0) a->posinf++;                                            \
+                else a->neginf++;                                                       \
+                continue;                                                               \
+            }                                                                           \
+            double d = v - ref, d2 = d * d;                                             \
+            a->s[0] += d; a->s[1] += d2; a->s[2] += d2 * d; a->s[3] += d2 * d2;         \
+            a->finite++;                                                                \
+        }                                                                               \
+    }
+
+MOMENTS(float)
+MOMENTS(double)
+HISTOGRAM(float)
+HISTOGRAM(double)
+CAREFUL(float)
+CAREFUL(double)
+
+#define FOLD(T)                                                                         \
+    do {                                                                                \
+        const T *p = (const T *)x.buf;                                                  \
+        accum first = a;                                                                \
+        moments_##T(p, n, ref, &a);                                                     \
+        int poisoned = !(isfinite(a.s[0] + a.s[1] + a.s[2] + a.s[3]));                  \
+        if (poisoned) {                                                                 \
+            a = first;                                                                  \
+            careful_##T(p, n, ref, &a);                                                 \
+        }                                                                               \
+        histogram_##T(p, n, lo, scale, top, h, poisoned, &a);                           \
+    } while (0)
+
+static int get_buffer(PyObject *obj, Py_buffer *view, int writable, const char *name) {
+    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
+    if (PyObject_GetBuffer(obj, view, flags) < 0) {
+        PyErr_Format(PyExc_TypeError, "fold: %s must be a contiguous%s buffer", name,
+                     writable ? " writable" : "");
+        return -1;
+    }
+    return 0;
+}
+
+static int check_format(Py_buffer *view, const char *want, Py_ssize_t min_items, const char *name) {
+    const char *f = view->format ? view->format : "B";
+    if (f[0] == '<' || f[0] == '=' || f[0] == '@') f++;
+    /* int64 is 'q' or, where long is 64 bits (NumPy on Linux), 'l'. */
+    int same = strcmp(f, want) == 0 ||
+               (strcmp(want, "q") == 0 && strcmp(f, "l") == 0 && view->itemsize == 8);
+    if (!same || view->len / view->itemsize < min_items) {
+        PyErr_Format(PyExc_TypeError, "fold: %s must hold at least %zd items of format '%s'", name,
+                     min_items, want);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *fold(PyObject *self, PyObject *args) {
+    PyObject *xo, *so, *eo, *co, *ho;
+    double ref, lo, scale;
+    Py_ssize_t bins;
+    if (!PyArg_ParseTuple(args, "OdddnOOOO", &xo, &ref, &lo, &scale, &bins, &so, &eo, &co, &ho))
+        return NULL;
+    Py_buffer x, s, e, c, hv;
+    if (get_buffer(xo, &x, 0, "x") < 0) return NULL;
+    if (get_buffer(so, &s, 1, "sums") < 0) goto fail_x;
+    if (get_buffer(eo, &e, 1, "extremes") < 0) goto fail_s;
+    if (get_buffer(co, &c, 1, "counts") < 0) goto fail_e;
+    if (get_buffer(ho, &hv, 1, "hist") < 0) goto fail_c;
+    if (check_format(&s, "d", 4, "sums") < 0 || check_format(&e, "d", 2, "extremes") < 0 ||
+        check_format(&c, "q", 4, "counts") < 0 || check_format(&hv, "q", bins + 2, "hist") < 0)
+        goto fail_all;
+    const char *xf = x.format ? x.format : "B";
+    if (xf[0] == '<' || xf[0] == '=' || xf[0] == '@') xf++;
+    int is_double = strcmp(xf, "d") == 0;
+    if (!is_double && strcmp(xf, "f") != 0) {
+        PyErr_Format(PyExc_TypeError, "fold: x must be float32 or float64, got format '%s'", xf);
+        goto fail_all;
+    }
+
+    Py_ssize_t n = x.len / x.itemsize;
+    double *sums = (double *)s.buf, *extremes = (double *)e.buf;
+    int64_t *counts = (int64_t *)c.buf, *h = (int64_t *)hv.buf;
+    double top = (double)bins;
+    accum a;
+    memset(&a, 0, sizeof a);
+    a.low = extremes[0];
+    a.high = extremes[1];
+
+    Py_BEGIN_ALLOW_THREADS
+    if (is_double) FOLD(double);
+    else FOLD(float);
+    Py_END_ALLOW_THREADS
+
+    for (int k = 0; k < 4; k++) sums[k] += a.s[k];
+    extremes[0] = a.low;
+    extremes[1] = a.high;
+    counts[0] += a.finite;
+    counts[1] += a.nan;
+    counts[2] += a.posinf;
+    counts[3] += a.neginf;
+
+    PyBuffer_Release(&hv);
+    PyBuffer_Release(&c);
+    PyBuffer_Release(&e);
+    PyBuffer_Release(&s);
+    PyBuffer_Release(&x);
+    Py_RETURN_NONE;
+
+fail_all:
+    PyBuffer_Release(&hv);
+fail_c:
+    PyBuffer_Release(&c);
+fail_e:
+    PyBuffer_Release(&e);
+fail_s:
+    PyBuffer_Release(&s);
+fail_x:
+    PyBuffer_Release(&x);
+    return NULL;
+}
+
+static PyMethodDef methods[] = {
+    {"fold", fold, METH_VARARGS, "fold(x, ref, lo, scale, bins, sums, extremes, counts, hist): see the module source."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_kernels",
+                                    "One-pass streaming statistics of a draw (see initcheck/reducers.py).",
+                                    -1, methods};
+
+PyMODINIT_FUNC PyInit__kernels(void) { return PyModule_Create(&module); }

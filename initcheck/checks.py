@@ -1,0 +1,235 @@
+"""The checks: a :class:`Summary` of samples against the law it should follow.
+
+Deterministic checks (fail on any offence, whatever alpha):
+
+* ``finite``   any NaN or Inf fails, with the counts.
+* ``support``  a bounded law fails on a value outside its bounds by more than one
+               unit in the last place of the sample dtype.
+
+Statistical checks, each with a p-value; Holm's step-down procedure over every
+statistical check of a command keeps the family-wise false-failure rate at
+``alpha`` (default 1e-6):
+
+* ``mean``      z = (mean - mu) / sqrt(sigma^2 / N), two-sided normal p-value.
+* ``variance``  z = (s^2 - sigma^2) / sqrt((mu4 - sigma^4) / N), mu4 the law's
+                fourth central moment; two-sided normal p-value.
+* ``ks``        Kolmogorov-Smirnov distance D read off the histogram: the largest
+                gap between the empirical and the law's CDF at the histogram edges
+                (a lower bound of the true D); D plus the largest cell mass is an
+                upper bound.  The p-value is the Dvoretzky-Kiefer-Wolfowitz bound
+                2 exp(-2 N D^2), valid for every N, and the critical value at
+                level a is sqrt(ln(2 / a) / (2 N)).
+
+Each statistical check also states its power: the smallest deviation it detects
+with probability 0.999 at the Bonferroni level alpha / m (a lower bound of its
+Holm level), so a PASS says how large a bug could still hide.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import special
+
+from initcheck.laws import Law
+from initcheck.summary import Summary
+
+#: Probability with which the power statements promise detection.
+POWER = 0.999
+
+
+@dataclass
+class CheckResult:
+    """One check of one row.
+
+    ``pvalue`` is None for deterministic checks.  For statistical checks ``level``
+    (the share of alpha Holm's procedure gives this check), ``threshold`` (the
+    critical value of ``statistic`` at that level) and ``passed`` are filled in
+    by :func:`apply_holm`.
+    """
+
+    name: str
+    statistic: float | None
+    detail: str
+    pvalue: float | None = None
+    passed: bool | None = None
+    level: float | None = None
+    threshold: float | None = None
+    power: float | None = None
+    power_text: str = ""
+    #: How far the statistic itself may be off (the histogram's cell mass for KS).
+    resolution: float = 0.0
+
+    @property
+    def statistical(self) -> bool:
+        return self.pvalue is not None
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "statistic": _json_number(self.statistic),
+            "pvalue": self.pvalue,
+            "level": self.level,
+            "threshold": _json_number(self.threshold),
+            "passed": self.passed,
+            "detail": self.detail,
+            "detectable": _json_number(self.power),
+            "detectable_text": self.power_text,
+        }
+
+
+def _json_number(value):
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else str(value)
+
+
+def _two_sided(z: float) -> float:
+    """Two-sided normal p-value; a statistic that is not a number fails."""
+    if not math.isfinite(z):
+        return 0.0
+    return float(math.erfc(abs(z) / math.sqrt(2.0)))
+
+
+def _z_critical(level: float) -> float:
+    """z with P(|Z| > z) = level."""
+    return float(-special.ndtri(level / 2.0))
+
+
+def ks_critical(level: float, n: int) -> float:
+    """DKW critical value: P(D > c) <= level for c = sqrt(ln(2 / level) / (2 n))."""
+    return math.sqrt(math.log(2.0 / level) / (2.0 * n))
+
+
+def check_finite(summary: Summary) -> CheckResult:
+    parts = [
+        f"{count:,} {name}"
+        for count, name in ((summary.nan, "NaN"), (summary.posinf, "+Inf"), (summary.neginf, "-Inf"))
+        if count
+    ]
+    passed = not parts
+    detail = "all values finite" if passed else f"{' and '.join(parts)} among {summary.total:,} values"
+    return CheckResult("finite", float(summary.nonfinite), detail, passed=passed)
+
+
+def check_support(law: Law, summary: Summary, dtype: np.dtype) -> CheckResult | None:
+    """Values outside a bounded law's support, beyond one ulp of the sample dtype."""
+    if not law.bounded or summary.count == 0:
+        return None
+    low, high = law.support
+    tolerance_low = float(np.spacing(dtype.type(abs(low)))) if dtype.kind == "f" else 0.0
+    tolerance_high = float(np.spacing(dtype.type(abs(high)))) if dtype.kind == "f" else 0.0
+    below = summary.minimum < low - tolerance_low
+    above = summary.maximum > high + tolerance_high
+    problems = []
+    if below:
+        problems.append(f"min {summary.minimum:.6g} below the lower bound {low:.6g}")
+    if above:
+        problems.append(f"max {summary.maximum:.6g} above the upper bound {high:.6g}")
+    excess = max(low - summary.minimum, summary.maximum - high, 0.0)
+    detail = "; ".join(problems) if problems else f"within [{low:.6g}, {high:.6g}]"
+    return CheckResult("support", excess, detail, passed=not problems)
+
+
+def check_mean(law: Law, summary: Summary) -> CheckResult:
+    n = summary.count
+    shift = (summary.mean - law.mean) / law.std  # in sigmas of the law
+    z = shift * math.sqrt(n)
+    direction = "above" if shift > 0 else "below"
+    detail = f"mean {abs(shift):.3g}σ {direction} the law's: z = {z:.1f}"
+    return CheckResult("mean", z, detail, pvalue=_two_sided(z))
+
+
+def check_variance(law: Law, summary: Summary) -> CheckResult:
+    n = summary.count
+    sigma2 = law.variance
+    z = (summary.variance - sigma2) / math.sqrt((law.fourth_moment - sigma2**2) / n)
+    relative = summary.std / law.std - 1.0
+    direction = "above" if relative > 0 else "below"
+    detail = f"std {abs(relative) * 100:.3g}% {direction} the law's: z = {z:.1f}"
+    return CheckResult("variance", z, detail, pvalue=_two_sided(z))
+
+
+@dataclass(frozen=True)
+class KSDistance:
+    """KS distance bracketed from a histogram: lower <= D <= upper."""
+
+    lower: float
+    upper: float
+    where: float  # the edge of the largest gap
+
+
+def ks_distance(law: Law, summary: Summary) -> KSDistance:
+    n = summary.count
+    edges = summary.edges()
+    law_cdf = law.cdf(edges)
+    sample_cdf = summary.counts_below_edges() / n
+    gaps = np.abs(sample_cdf - law_cdf)
+    k = int(np.argmax(gaps))
+    lower = float(gaps[k])
+    widest_cell = float(np.max(np.diff(law_cdf)))
+    outer = max(sample_cdf[0], law_cdf[0], 1.0 - sample_cdf[-1], 1.0 - law_cdf[-1])
+    return KSDistance(lower, max(lower + widest_cell, outer), float(edges[k]))
+
+
+def check_ks(law: Law, summary: Summary) -> CheckResult:
+    n = summary.count
+    d = ks_distance(law, summary)
+    pvalue = min(1.0, 2.0 * math.exp(-2.0 * n * d.lower**2))
+    detail = f"KS D = {d.lower:.3g} (≤ {d.upper:.3g}), largest at x = {d.where:.4g}"
+    return CheckResult("ks", d.lower, detail, pvalue=pvalue, resolution=d.upper - d.lower)
+
+
+def evaluate(law: Law, summary: Summary, dtype: np.dtype) -> list[CheckResult]:
+    """Every check of one row, with p-values but no verdict yet (see apply_holm)."""
+    checks = [check_finite(summary)]
+    support = check_support(law, summary, np.dtype(dtype))
+    if support is not None:
+        checks.append(support)
+    if summary.count < 2:
+        checks.append(CheckResult("count", float(summary.count), "fewer than 2 finite values", passed=False))
+        return checks
+    checks += [check_mean(law, summary), check_variance(law, summary), check_ks(law, summary)]
+    return checks
+
+
+def apply_holm(checks: list[CheckResult], alpha: float) -> None:
+    """Holm's step-down procedure over the statistical checks, in place.
+
+    Sort the m p-values ascending; the j-th (from 0) is tested at alpha / (m - j)
+    and rejected while every smaller one was.  The family-wise error rate is at
+    most alpha under any dependence between the checks.
+    """
+    tested = sorted((c for c in checks if c.statistical), key=lambda c: c.pvalue)
+    m = len(tested)
+    rejecting = True
+    for j, check in enumerate(tested):
+        check.level = alpha / (m - j)
+        rejecting = rejecting and check.pvalue <= check.level
+        check.passed = not rejecting
+
+
+def annotate(checks: list[CheckResult], law: Law, n: int, bonferroni_level: float) -> None:
+    """Fill in thresholds (at each check's Holm level) and power statements."""
+    beta_z = float(special.ndtri(POWER))
+    for check in checks:
+        if not check.statistical:
+            continue
+        if check.name in ("mean", "variance"):
+            check.threshold = _z_critical(check.level)
+            reach = (_z_critical(bonferroni_level) + beta_z) / math.sqrt(n)
+            if check.name == "mean":
+                check.power = reach
+                check.power_text = f"mean shift ≥ {reach:.2g}σ"
+            else:
+                relative_variance = reach * math.sqrt(law.fourth_moment / law.variance**2 - 1.0)
+                check.power = math.sqrt(1.0 + relative_variance) - 1.0
+                check.power_text = f"std error ≥ {check.power * 100:.2g}%"
+        elif check.name == "ks":
+            check.threshold = ks_critical(check.level, n)
+            reach = ks_critical(bonferroni_level, n) + math.sqrt(math.log(2.0 / (1.0 - POWER)) / (2.0 * n))
+            check.power = reach + check.resolution
+            check.power_text = f"KS distance ≥ {check.power:.2g}"

@@ -1,0 +1,326 @@
+"""The ``initcheck`` command line.
+
+    initcheck xavier  --dist normal,uniform --fan-in 784 --fan-out 256
+    initcheck kaiming --dist normal --shape 128,64,3,3 --nonlinearity relu
+    initcheck trunc-normal --std 0.02 --low -2 --high 2
+    initcheck custom my_init.py:init --expect xavier --dist uniform --shape 256,784
+
+Every command builds rows (framework x initializer x layer), runs them, prints
+one table and exits 0 (all passed), 1 (a check failed) or 2 (bad input).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import sys
+from dataclasses import dataclass
+
+import click
+from rich.console import Console
+
+import initcheck
+from initcheck import frameworks as registry
+from initcheck.errors import InputError
+from initcheck.frameworks.base import DTYPES, parse_device
+from initcheck.layers import LAYOUTS, Layer, format_shape, parse_shape
+from initcheck.report import environment, exit_code, json_report, render_footer, render_table, write_json
+from initcheck.runner import Row, run
+from initcheck.schemes import DISTRIBUTIONS, MODES, NONLINEARITIES, InitSpec
+
+MIN_SAMPLES = 1000
+#: Layer of the explicit-law commands when the user gives none.
+DEFAULT_SHAPE = (256, 784)
+
+
+def parse_samples(text: str) -> int:
+    """``1e7``, ``10000000`` or ``10_000_000`` -> int, at least 1000."""
+    try:
+        value = float(str(text).replace("_", ""))
+    except ValueError:
+        raise InputError(f"--samples {text!r} is not a number") from None
+    if not math.isfinite(value) or value != int(value):
+        raise InputError(f"--samples {text!r} is not a whole number")
+    if value < MIN_SAMPLES:
+        raise InputError(f"--samples must be at least {MIN_SAMPLES:,}, got {int(value):,}")
+    return int(value)
+
+
+def parse_list(text: str, allowed: tuple[str, ...], option: str) -> list[str]:
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    for item in items:
+        if item not in allowed:
+            raise InputError(f"{option}: unknown value {item!r}; expected one of {', '.join(allowed)}")
+    if not items:
+        raise InputError(f"{option} is empty")
+    return list(dict.fromkeys(items))
+
+
+@dataclass
+class Options:
+    framework: str | None
+    device: str
+    dtype: str
+    shapes: tuple[str, ...]
+    layout: str
+    fan_in: int | None
+    fan_out: int | None
+    samples: str
+    seed: int
+    alpha: float
+    json_path: str | None
+    quiet: bool
+    progress: bool
+
+    def validated(self) -> Options:
+        if not 0.0 < self.alpha < 1.0:
+            raise InputError(f"--alpha must be between 0 and 1, got {self.alpha}")
+        if self.seed < 0:
+            raise InputError(f"--seed must be 0 or more, got {self.seed}")
+        return self
+
+    @property
+    def sample_count(self) -> int:
+        return parse_samples(self.samples)
+
+    def layers(self, required: bool) -> list[Layer]:
+        """The dense layer of --fan-in/--fan-out and every --shape."""
+        layers = []
+        if self.fan_in is not None or self.fan_out is not None:
+            if self.fan_in is None or self.fan_out is None:
+                raise InputError("give both --fan-in and --fan-out (or a --shape)")
+            layers.append(Layer.dense(self.fan_in, self.fan_out))
+        layers += [Layer.from_shape(parse_shape(text), self.layout) for text in self.shapes]
+        if not layers:
+            if required:
+                raise InputError("the fans are needed: give --fan-in and --fan-out, or --shape")
+            layers.append(Layer.from_shape(DEFAULT_SHAPE))
+        return layers
+
+
+def common_options(command):
+    """Options every checking command shares; the command receives ``opts``."""
+    options = [
+        click.option("--framework", "-f", help="Comma list: torch, reference. Default: every installed one."),
+        click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N (gpu = cuda)."),
+        click.option("--dtype", type=click.Choice(DTYPES), default="float32", show_default=True),
+        click.option("--shape", "shapes", multiple=True, help="Weight shape, e.g. 128,64,3,3 (repeatable)."),
+        click.option("--layout", type=click.Choice(LAYOUTS), default="torch", show_default=True,
+                     help="How --shape is read: torch (out, in, *kernel) or keras (*kernel, in, out)."),
+        click.option("--fan-in", type=int, help="Dense layer input size."),
+        click.option("--fan-out", type=int, help="Dense layer output size."),
+        click.option("--samples", "-n", default="1e7", show_default=True, help="Values per row (1e8 notation ok)."),
+        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--alpha", type=float, default=1e-6, show_default=True,
+                     help="Family-wise false-failure rate of the whole command (Holm)."),
+        click.option("--json", "json_path", type=click.Path(dir_okay=False, writable=True),
+                     help="Write every row and check to this JSON file."),
+        click.option("--quiet", "-q", is_flag=True, help="Print the table only when something failed."),
+        click.option("--progress/--no-progress", default=True, help="Progress bar on stderr for long runs."),
+    ]
+
+    @functools.wraps(command)
+    def wrapper(**kwargs):
+        opts = Options(**{name: kwargs.pop(name) for name in Options.__dataclass_fields__}).validated()
+        return command(opts=opts, **kwargs)
+
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper
+
+
+def execute(rows: list[Row], opts: Options, frameworks: list, title: str) -> int:
+    """Run the rows, print, write reports; returns the exit code."""
+    samples = opts.sample_count
+    results = run(rows, samples, opts.seed, opts.alpha, show_progress=opts.progress)
+    code = exit_code(results)
+    if code or not opts.quiet:
+        console = Console()
+        if not console.is_terminal:  # logs and pipes: no reason to squeeze the table into 80 columns
+            console = Console(width=160)
+        render_table(results, console, title)
+        render_footer(results, opts.alpha, console)
+    if opts.json_path:
+        settings = {"samples": samples, "seed": opts.seed, "alpha": opts.alpha, "device": opts.device}
+        write_json(opts.json_path, json_report(results, settings, environment(frameworks)))
+    return code
+
+
+def check_scheme(specs: list[InitSpec], opts: Options) -> int:
+    layers = opts.layers(required=specs[0].uses_fans)
+    device = parse_device(opts.device)
+    frameworks = registry.resolve(opts.framework)
+    for framework in frameworks:
+        framework.check_device(device)
+    rows = [
+        Row(spec.describe(), layer.describe(), framework.plan(spec, layer, device, opts.dtype))
+        for spec in specs
+        for layer in layers
+        for framework in frameworks
+    ]
+    title = f"initcheck {initcheck.__version__}: {', '.join(dict.fromkeys(s.describe() for s in specs))}"
+    return execute(rows, opts, frameworks, title)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(initcheck.__version__, prog_name="initcheck")
+def cli():
+    """Verify that weight initializers draw from the law they document.
+
+    Each command samples large tensors from every framework's real initializer,
+    compares mean, variance, bounds and the whole distribution (KS) with the
+    closed-form law, and prints a pass/fail table.  Exit 0: all passed; 1: a
+    check failed; 2: bad input.
+    """
+
+
+dist_option = click.option(
+    "--dist", default="normal,uniform", show_default=True,
+    help=f"Comma list of {', '.join(DISTRIBUTIONS)}.",
+)
+
+
+@cli.command()
+@dist_option
+@click.option("--gain", type=float, help="Gain (default 1).")
+@common_options
+def xavier(opts, dist, gain):
+    """Xavier/Glorot: variance = gain^2 * 2 / (fan_in + fan_out)."""
+    specs = [InitSpec("xavier", d, gain=gain) for d in parse_list(dist, DISTRIBUTIONS, "--dist")]
+    return check_scheme(specs, opts)
+
+
+@cli.command()
+@dist_option
+@click.option("--mode", default="fan_in", show_default=True, help=f"One of {', '.join(MODES)}.")
+@click.option("--nonlinearity", default="leaky_relu", show_default=True, help=", ".join(NONLINEARITIES))
+@click.option("--a", "slope", type=float, default=0.0, show_default=True, help="leaky_relu negative slope.")
+@common_options
+def kaiming(opts, dist, mode, nonlinearity, slope):
+    """Kaiming/He: variance = gain(nonlinearity)^2 / fan (fan_in or fan_out)."""
+    specs = [
+        InitSpec("kaiming", d, mode=mode, nonlinearity=nonlinearity, slope=slope)
+        for d in parse_list(dist, DISTRIBUTIONS, "--dist")
+    ]
+    return check_scheme(specs, opts)
+
+
+@cli.command()
+@dist_option
+@common_options
+def lecun(opts, dist):
+    """LeCun: variance = 1 / fan_in."""
+    specs = [InitSpec("lecun", d) for d in parse_list(dist, DISTRIBUTIONS, "--dist")]
+    return check_scheme(specs, opts)
+
+
+@cli.command("trunc-normal")
+@click.option("--std", type=float, default=1.0, show_default=True, help="Std of the underlying normal.")
+@click.option("--mean", type=float, default=0.0, show_default=True)
+@click.option("--low", type=float, default=-2.0, show_default=True, help="Absolute lower bound.")
+@click.option("--high", type=float, default=2.0, show_default=True, help="Absolute upper bound.")
+@common_options
+def trunc_normal(opts, std, mean, low, high):
+    """Truncated normal N(mean, std) cut at absolute bounds (PyTorch's trunc_normal_)."""
+    spec = InitSpec("trunc-normal", mean=mean, std=std, low=low, high=high)
+    return check_scheme([spec], opts)
+
+
+EXPECTATIONS = ("xavier", "kaiming", "lecun", "normal", "uniform", "trunc-normal")
+
+
+def expected_spec(expect, dist, gain, mode, nonlinearity, slope, std, mean, bound, low, high) -> InitSpec:
+    """The law a custom function is checked against, from --expect and its options."""
+    if expect in ("xavier", "kaiming", "lecun"):
+        if dist not in DISTRIBUTIONS:
+            raise InputError(f"--dist: unknown value {dist!r}; expected one of {', '.join(DISTRIBUTIONS)}")
+        if expect == "kaiming":
+            return InitSpec("kaiming", dist, mode=mode or "fan_in", nonlinearity=nonlinearity or "leaky_relu",
+                            slope=slope or 0.0)
+        return InitSpec(expect, dist, gain=gain if expect == "xavier" else None)
+    if expect == "uniform":
+        if bound is not None:
+            if low is not None or high is not None:
+                raise InputError("give either --bound or --low/--high, not both")
+            if not bound > 0:
+                raise InputError(f"--bound must be positive, got {bound}")
+            low, high = -bound, bound
+        return InitSpec("uniform", low=low, high=high)
+    if expect == "normal":
+        return InitSpec("normal", mean=mean, std=std)
+    return InitSpec("trunc-normal", mean=mean, std=std, low=low, high=high)
+
+
+@cli.command()
+@click.argument("target")
+@click.option("--expect", type=click.Choice(EXPECTATIONS), required=True, help="The law FUNC should draw from.")
+@click.option("--dist", default="normal", show_default=True, help=f"For xavier/kaiming/lecun: {', '.join(DISTRIBUTIONS)}.")
+@click.option("--gain", type=float, help="xavier gain.")
+@click.option("--mode", help="kaiming mode: fan_in (default) or fan_out.")
+@click.option("--nonlinearity", help="kaiming nonlinearity (default leaky_relu).")
+@click.option("--a", "slope", type=float, help="kaiming leaky_relu slope (default 0).")
+@click.option("--std", type=float, help="normal / trunc-normal std.")
+@click.option("--mean", type=float, default=0.0, show_default=True, help="normal / trunc-normal mean.")
+@click.option("--bound", type=float, help="uniform: U(-bound, bound).")
+@click.option("--low", type=float, help="uniform / trunc-normal lower bound.")
+@click.option("--high", type=float, help="uniform / trunc-normal upper bound.")
+@common_options
+def custom(opts, target, expect, dist, gain, mode, nonlinearity, slope, std, mean, bound, low, high):
+    """Verify your own initializer TARGET (FILE.py:FUNC or package.module:FUNC).
+
+    FUNC(shape, seed) is called once per draw and must return an array of that
+    shape.  The shape comes from --shape (read with --layout) or from
+    --fan-in/--fan-out as a dense layer; --fan-in/--fan-out given with --shape set
+    the fans of the law while the shape is passed as is.
+    """
+    from initcheck.frameworks.custom import custom_plan, load_function
+    from initcheck.frameworks.reference import law_plan
+
+    spec = expected_spec(expect, dist, gain, mode, nonlinearity, slope, std, mean, bound, low, high)
+    if not opts.shapes and (opts.fan_in is None or opts.fan_out is None) and spec.uses_fans:
+        raise InputError("custom needs --shape, or --fan-in and --fan-out")
+    if opts.shapes:
+        shapes = [parse_shape(text) for text in opts.shapes]
+        shaped = [Layer.from_shape(shape, opts.layout) for shape in shapes]
+    else:
+        shaped = opts.layers(required=False)
+        shapes = [layer.shape(opts.layout) for layer in shaped]
+    fans = None
+    if opts.fan_in is not None or opts.fan_out is not None:
+        fans = Layer.dense(opts.fan_in, opts.fan_out)
+    function = load_function(target)
+    rows = []
+    for shape, layer in zip(shapes, shaped):
+        fan_layer = fans or layer
+        law = spec.law(fan_layer.fan_in, fan_layer.fan_out)
+        label = f"shape {format_shape(shape)}" + (
+            f"\nfan_in {fan_layer.fan_in}, fan_out {fan_layer.fan_out}" if spec.uses_fans else ""
+        )
+        rows.append(Row(f"expect {spec.describe()}", label, custom_plan(function, target, law, shape)))
+        if opts.framework is None or "reference" in opts.framework:
+            rows.append(Row(f"expect {spec.describe()}", label, law_plan("reference", law, shape, opts.dtype)))
+    frameworks = [registry.load("reference")]
+    return execute(rows, opts, frameworks, f"initcheck {initcheck.__version__}: custom {target}")
+
+
+def main(argv=None) -> None:
+    """Entry point: maps results and errors to exit codes, never a traceback for bad input."""
+    try:
+        code = cli.main(args=argv, prog_name="initcheck", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as error:
+        click.echo(error.ctx.get_help())
+        code = 0
+    except click.UsageError as error:
+        hint = f" (see '{error.ctx.command_path} --help')" if error.ctx else ""
+        click.echo(f"initcheck: error: {error.format_message()}{hint}", err=True)
+        code = 2
+    except click.ClickException as error:
+        click.echo(f"initcheck: error: {error.format_message()}", err=True)
+        code = 2
+    except InputError as error:
+        click.echo(f"initcheck: error: {error}", err=True)
+        code = 2
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        click.echo("initcheck: interrupted", err=True)
+        code = 130
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,51 @@
+"""Framework adapters, imported only when a row needs them.
+
+``resolve("torch,reference")`` returns adapter instances; with no names it
+returns every installed framework plus the reference.  A name that is unknown,
+or named explicitly but not installed, is an :class:`InputError` (exit 2).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+
+from initcheck.errors import InputError
+
+#: name -> (module, class); the module is imported on first use.
+ADAPTERS = {
+    "torch": ("initcheck.frameworks.pytorch", "PyTorch", "torch"),
+    "reference": ("initcheck.frameworks.reference", "Reference", "numpy"),
+}
+ALIASES = {"pytorch": "torch", "numpy": "reference"}
+
+
+def installed(name: str) -> bool:
+    return importlib.util.find_spec(ADAPTERS[name][2]) is not None
+
+
+def load(name: str):
+    module, cls, _ = ADAPTERS[name]
+    return getattr(importlib.import_module(module), cls)()
+
+
+def resolve(names: str | None) -> list:
+    """Adapters for a comma-separated list of names (default: all installed)."""
+    if not names:
+        return [load(name) for name in ADAPTERS if installed(name)]
+    chosen = []
+    for raw in names.split(","):
+        name = ALIASES.get(raw.strip().lower(), raw.strip().lower())
+        if not name:
+            continue
+        if name not in ADAPTERS:
+            raise InputError(f"unknown framework {raw.strip()!r}; known: {', '.join(ADAPTERS)}")
+        if not installed(name):
+            raise InputError(
+                f"framework {name!r} was asked for but is not installed (pip install 'initcheck[{name}]')"
+            )
+        if name not in chosen:
+            chosen.append(name)
+    if not chosen:
+        raise InputError("--framework names no framework")
+    return [load(name) for name in chosen]

@@ -1,0 +1,83 @@
+"""What every framework adapter provides, and what it hands the runner.
+
+An adapter turns an :class:`~initcheck.schemes.InitSpec` and a
+:class:`~initcheck.layers.Layer` into a :class:`Plan`: the API it will call, the
+law that API documents (not always the paper's), the tensor shape in the
+framework's own layout, and a ``draw(seed)`` that calls the real initializer once.
+When the framework has no such initializer it returns a :class:`Skip` that says
+so; it never substitutes a look-alike.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from initcheck.errors import InputError
+from initcheck.laws import Law
+
+DTYPES = ("float32", "float64")
+_DEVICE = re.compile(r"^(cpu|cuda|gpu)(?::(\d+))?$")
+
+
+def parse_device(text: str) -> str:
+    """``cpu``, ``cuda``, ``cuda:N``, ``gpu`` or ``gpu:N`` -> ``cpu`` or ``cuda:N``."""
+    match = _DEVICE.match(text.strip().lower())
+    if not match:
+        raise InputError(f"unknown device {text!r}; expected cpu, cuda, cuda:N, gpu or gpu:N")
+    kind, index = match.groups()
+    if kind == "cpu":
+        if index not in (None, "0"):
+            raise InputError(f"unknown device {text!r}; there is one cpu device")
+        return "cpu"
+    return f"cuda:{index or 0}"
+
+
+@dataclass
+class Plan:
+    """One row, ready to sample."""
+
+    framework: str
+    api: str
+    law: Law
+    shape: tuple[int, ...]
+    device: str
+    dtype: str
+    draw: Callable[[int], Any]
+
+    @property
+    def key(self) -> str:
+        """Stable identity of the row; seeds derive from it, so adding or removing
+        other rows never changes this row's numbers."""
+        return f"{self.framework}|{self.api}|{self.shape}|{self.dtype}|{self.device}"
+
+
+@dataclass
+class Skip:
+    """A row that cannot run, and why."""
+
+    framework: str
+    api: str
+    reason: str
+    device: str = ""
+    dtype: str = ""
+    shape: tuple[int, ...] = ()
+
+
+class Framework:
+    """Interface of an adapter; see the module docstring."""
+
+    #: Name on the command line.
+    name: str = ""
+    #: Name for people.
+    title: str = ""
+    def version(self) -> str | None:
+        raise NotImplementedError
+
+    def check_device(self, device: str) -> None:
+        """Raise InputError when ``device`` is not there for this framework."""
+        raise NotImplementedError
+
+    def plan(self, spec, layer, device: str, dtype: str) -> Plan | Skip:
+        raise NotImplementedError

@@ -1,0 +1,113 @@
+"""A user's own initializer: ``FILE.py:FUNC`` or ``package.module:FUNC``.
+
+FUNC is called as ``FUNC(shape, seed)`` once per draw and must return an array of
+exactly that shape: NumPy, PyTorch, TensorFlow, JAX, or anything NumPy converts.
+Real floating-point results are checked as they come; integer results are
+checked as float64.  Everything that can go wrong with the function (it cannot
+be found or imported, it raises, it returns the wrong shape or something that is
+not a real number array) is an :class:`InputError`, so the CLI exits 2 with one
+line and no traceback.  NaN and Inf in a result are not errors: they fail the
+row's ``finite`` check.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from initcheck.errors import InputError
+from initcheck.frameworks.base import Plan
+from initcheck.layers import format_shape
+
+
+def load_function(target: str) -> Callable:
+    """Resolve ``FILE.py:FUNC`` or ``package.module:FUNC`` to the callable."""
+    module_part, sep, name = target.rpartition(":")
+    if not sep or not module_part or not name:
+        raise InputError(f"custom target {target!r} must look like FILE.py:FUNC or package.module:FUNC")
+    if module_part.endswith(".py") or "/" in module_part or "\\" in module_part:
+        path = Path(module_part)
+        if not path.is_file():
+            raise InputError(f"custom file {module_part} does not exist")
+        module_name = f"initcheck_custom_{path.stem}"
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.path.insert(0, str(path.resolve().parent))
+        try:
+            spec.loader.exec_module(module)
+        except Exception as error:
+            raise InputError(f"importing {module_part} failed: {_describe(error)}") from None
+        finally:
+            sys.path.pop(0)
+    else:
+        try:
+            module = importlib.import_module(module_part)
+        except ModuleNotFoundError as error:
+            raise InputError(f"custom module {module_part} cannot be imported: {error}") from None
+        except Exception as error:
+            raise InputError(f"importing {module_part} failed: {_describe(error)}") from None
+    function = getattr(module, name, None)
+    if function is None:
+        raise InputError(f"{module_part} has no function {name!r}")
+    if not callable(function):
+        raise InputError(f"{module_part}:{name} is not callable")
+    return function
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+
+
+def _validated(result, shape: tuple[int, ...], call: str):
+    """The result as an array the reducers accept, or InputError."""
+    module = type(result).__module__
+    if module.startswith("torch"):
+        array = result
+        dtype_text = str(result.dtype).removeprefix("torch.")
+        if result.is_floating_point():
+            kind = "f"
+        elif result.is_complex() or dtype_text == "bool":
+            kind = "c"
+        else:
+            kind = "i"
+    else:
+        try:
+            array = np.asarray(result)
+        except Exception as error:
+            raise InputError(f"{call} returned {type(result).__name__}, not an array ({_describe(error)})") from None
+        dtype_text = str(array.dtype)
+        kind = array.dtype.kind
+    if tuple(array.shape) != tuple(shape):
+        raise InputError(f"{call} returned shape {format_shape(tuple(array.shape))}, expected {format_shape(shape)}")
+    if kind not in "fiu":
+        raise InputError(f"{call} returned a {dtype_text} array; expected real numbers")
+    if dtype_text in ("float16", "bfloat16"):
+        raise InputError(
+            f"{call} returned {dtype_text}: 16-bit results need exact per-bit-pattern checks, "
+            "which this version of initcheck does not have yet; return float32 or float64"
+        )
+    if kind in "iu":
+        array = array.double() if module.startswith("torch") else array.astype(np.float64)
+    return array
+
+
+def custom_plan(function: Callable, target: str, law, shape: tuple[int, ...]) -> Plan:
+    """A plan whose draws call the user's function; the row's dtype and device are
+    those of what the function returns (the runner reads them off the first draw)."""
+    name = target.rpartition(":")[2]
+
+    def draw(seed: int):
+        call = f"{name}(shape={format_shape(shape)}, seed={seed})"
+        try:
+            result = function(tuple(shape), seed)
+        except Exception as error:
+            raise InputError(f"{call} raised {_describe(error)}") from None
+        return _validated(result, shape, call)
+
+    return Plan("custom", f"{target}(shape, seed)", law, tuple(shape), "?", "?", draw)

@@ -1,0 +1,149 @@
+"""PyTorch adapter: ``torch.nn.init`` on a real tensor of the layer's shape.
+
+PyTorch documents the paper laws: ``xavier_normal_`` and ``kaiming_normal_`` are
+plain normals, the ``*_uniform_`` variants U(+-sqrt(3) std), and ``trunc_normal_``
+cuts N(mean, std) at absolute bounds ``a``, ``b``.  It has no LeCun, no truncated
+Glorot/He and no ``variance_scaling``; those rows are skipped, not imitated.
+
+Each draw seeds a fresh ``torch.Generator`` on the row's device and passes it to
+the initializer, so draws are reproducible and independent of global state.
+
+:class:`TorchReducer` folds tensors that live on an accelerator where they live,
+without a host synchronization per draw.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from initcheck.errors import InputError
+from initcheck.frameworks.base import Framework, Plan, Skip
+from initcheck.laws import Law
+from initcheck.summary import HIST_BINS, Summary
+
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+class PyTorch(Framework):
+    name = "torch"
+    title = "PyTorch"
+
+    def version(self) -> str:
+        return torch.__version__
+
+    def check_device(self, device: str) -> None:
+        if device == "cpu":
+            return
+        index = int(device.split(":")[1])
+        if not torch.cuda.is_available():
+            raise InputError(f"PyTorch {torch.__version__} cannot use {device}: torch.cuda.is_available() is False")
+        if index >= torch.cuda.device_count():
+            raise InputError(
+                f"PyTorch cannot use {device}: it sees {torch.cuda.device_count()} CUDA device(s)"
+            )
+
+    def plan(self, spec, layer, device, dtype):
+        shape = layer.shape("torch")
+        skip = _unsupported(spec)
+        if skip:
+            return Skip(self.name, skip[0], skip[1], device, dtype, shape)
+        function, kwargs = _initializer(spec)
+        api = f"torch.nn.init.{function.__name__}(w{''.join(f', {k}={v!r}' for k, v in kwargs.items())})"
+        law = spec.law(layer.fan_in, layer.fan_out)
+        torch_dtype = _DTYPES[dtype]
+
+        def draw(seed: int) -> torch.Tensor:
+            generator = torch.Generator(device=device)
+            generator.manual_seed(seed)
+            weight = torch.empty(shape, dtype=torch_dtype, device=device)
+            function(weight, **kwargs, generator=generator)
+            return weight
+
+        return Plan(self.name, api, law, shape, device, dtype, draw)
+
+
+def _unsupported(spec) -> tuple[str, str] | None:
+    """(api, reason) when torch.nn.init has nothing that documents this law."""
+    if spec.scheme == "lecun":
+        return "torch.nn.init", "torch.nn.init has no LeCun initializer"
+    if spec.scheme == "variance-scaling":
+        return "torch.nn.init", "torch.nn.init has no variance_scaling initializer"
+    if spec.scheme in ("xavier", "kaiming") and spec.dist == "truncated-normal":
+        return f"torch.nn.init.{spec.scheme}_*", f"torch.nn.init has no truncated-normal {spec.scheme} initializer"
+    if spec.scheme == "kaiming" and spec.effective_mode == "fan_avg":
+        return "torch.nn.init.kaiming_*", "torch.nn.init.kaiming_* has no fan_avg mode"
+    return None
+
+
+def _initializer(spec):
+    init = torch.nn.init
+    if spec.scheme == "xavier":
+        function = init.xavier_normal_ if spec.dist == "normal" else init.xavier_uniform_
+        return function, {"gain": spec.effective_gain}
+    if spec.scheme == "kaiming":
+        function = init.kaiming_normal_ if spec.dist == "normal" else init.kaiming_uniform_
+        kwargs = {
+            "a": 0.0 if spec.slope is None else spec.slope,
+            "mode": spec.effective_mode,
+            "nonlinearity": spec.nonlinearity or "leaky_relu",
+        }
+        return function, kwargs
+    if spec.scheme == "trunc-normal":
+        return init.trunc_normal_, {"mean": spec.mean, "std": spec.std, "a": spec.low, "b": spec.high}
+    if spec.scheme == "normal":
+        return init.normal_, {"mean": spec.mean, "std": spec.std}
+    if spec.scheme == "uniform":
+        return init.uniform_, {"a": spec.low, "b": spec.high}
+    raise AssertionError(spec.scheme)
+
+
+class TorchReducer:
+    """Streaming statistics of torch tensors, computed on the tensor's device.
+
+    The same quantities as :class:`~initcheck.reducers.HostReducer`, with torch
+    ops and float64 accumulators on the device.  Non-finite values are masked
+    rather than removed (removing them would need a device-to-host sync per draw):
+    they are replaced by the reference point, which adds nothing to the power
+    sums, and taken back out of the histogram cell the reference point falls in.
+    """
+
+    def __init__(self, law: Law, device, bins: int = HIST_BINS):
+        lo, hi = law.grid()
+        self._summary = Summary(ref=law.mean, lo=lo, hi=hi, bins=bins)
+        self._device = torch.device(device)
+        self._scale = bins / (hi - lo)
+        self._ref_cell = int(min(max(math.floor((law.mean - lo) * self._scale), -1), bins)) + 1
+        f64 = {"dtype": torch.float64, "device": self._device}
+        self._sums = torch.zeros(4, **f64)
+        self._extremes = torch.tensor([math.inf, -math.inf], **f64)
+        self._counts = torch.zeros(4, dtype=torch.int64, device=self._device)  # finite, nan, +inf, -inf
+        self._hist = torch.zeros(bins + 2, dtype=torch.int64, device=self._device)
+
+    def fold(self, x: torch.Tensor) -> None:
+        x = x.detach().reshape(-1).to(self._device)
+        ref = self._summary.ref
+        finite = torch.isfinite(x)
+        nan = torch.isnan(x).sum()
+        posinf = (x == math.inf).sum()
+        nonfinite = x.numel() - finite.sum()
+        self._counts += torch.stack([x.numel() - nonfinite, nan, posinf, nonfinite - nan - posinf])
+        values = torch.where(finite, x.double(), ref)
+        d = values - ref
+        d2 = d * d
+        self._sums += torch.stack([d.sum(), d2.sum(), (d2 * d).sum(), (d2 * d2).sum()])
+        low = torch.where(finite, values, math.inf).min()
+        high = torch.where(finite, values, -math.inf).max()
+        self._extremes = torch.stack([torch.minimum(self._extremes[0], low), torch.maximum(self._extremes[1], high)])
+        cells = ((values - self._summary.lo) * self._scale).clamp_(-1, self._summary.bins).floor_().long() + 1
+        self._hist += torch.bincount(cells, minlength=self._summary.bins + 2)
+        self._hist[self._ref_cell] -= nonfinite
+
+    def summary(self) -> Summary:
+        s = self._summary
+        s.count, s.nan, s.posinf, s.neginf = (int(v) for v in self._counts.cpu())
+        s.sums = self._sums.cpu().numpy().copy()
+        s.minimum, s.maximum = (float(v) for v in self._extremes.cpu())
+        s.hist = self._hist.cpu().numpy().copy()
+        return s

@@ -1,0 +1,39 @@
+"""The control row: the closed-form law itself, sampled with NumPy.
+
+It goes through exactly the same folding and checks as the framework rows, so it
+shows what a correct sampler looks like at this N (and proves the checks do not
+cry wolf on the command's own settings).  It always runs on the CPU.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from initcheck.frameworks.base import Framework, Plan
+
+
+class Reference(Framework):
+    name = "reference"
+    title = "reference"
+
+    def version(self) -> str:
+        return f"numpy {np.__version__}"
+
+    def check_device(self, device: str) -> None:
+        return None  # always samples on the CPU
+
+    def plan(self, spec, layer, device, dtype):
+        law = spec.law(layer.fan_in, layer.fan_out)
+        return law_plan(self.name, law, layer.shape("torch"), dtype)
+
+
+def law_plan(framework: str, law, shape, dtype) -> Plan:
+    """A plan that samples ``law`` with NumPy's PCG64, seeded per draw."""
+    size = int(np.prod(shape))
+    np_dtype = np.dtype(dtype)
+
+    def draw(seed: int) -> np.ndarray:
+        rng = np.random.default_rng(seed)
+        return law.sample(rng, size).astype(np_dtype, copy=False).reshape(shape)
+
+    return Plan(framework, f"numpy {law.family} sampler", law, tuple(shape), "cpu", dtype, draw)

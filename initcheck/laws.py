@@ -1,0 +1,241 @@
+"""Closed-form laws an initializer may claim to draw from.
+
+A law knows everything the checks need: its CDF, mean, variance, fourth central
+moment, support, a finite interval holding all but a negligible part of its mass
+(the histogram grid), and how to print itself.  The three families:
+
+* ``Normal(mu, sigma)``
+* ``Uniform(low, high)``
+* ``TruncatedNormal(mu, sigma, low, high)``: a normal of scale ``sigma`` (the
+  underlying normal's, not the truncated one's) conditioned on ``low < x < high``
+  (absolute bounds).
+
+The laws are frozen dataclasses: equal parameters, equal laws.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy import special
+
+#: Standard deviation of a standard normal truncated to [-2, 2]:
+#: sqrt(1 - 4 phi(2) / (Phi(2) - Phi(-2))).  Keras and JAX divide the scale of
+#: their truncated "normal" initializers by it so that the truncated law keeps the
+#: variance the scheme asks for.
+TRUNCATION_CORRECTION = 0.87962566103423978
+
+#: Half-width, in standard deviations, of the histogram grid of an unbounded law.
+#: The normal puts 1.2e-15 of its mass beyond 8 sigma; those values land in the
+#: grid's two open end bins and are still counted exactly.
+GRID_HALF_WIDTH = 8.0
+
+
+def _fmt(value: float) -> str:
+    """A number as a person would write it: 4 significant digits, no noise."""
+    if value == 0:
+        return "0"
+    return f"{value:.4g}"
+
+
+class Law:
+    """Interface shared by the three families (see the module docstring)."""
+
+    family: str
+
+    @property
+    def mean(self) -> float:
+        raise NotImplementedError
+
+    @property
+    def variance(self) -> float:
+        raise NotImplementedError
+
+    @property
+    def std(self) -> float:
+        return math.sqrt(self.variance)
+
+    @property
+    def fourth_moment(self) -> float:
+        """Fourth central moment E[(X - mean)^4]."""
+        raise NotImplementedError
+
+    @property
+    def support(self) -> tuple[float, float]:
+        """Closed interval outside which the law puts no mass (may be infinite)."""
+        raise NotImplementedError
+
+    @property
+    def bounded(self) -> bool:
+        low, high = self.support
+        return math.isfinite(low) and math.isfinite(high)
+
+    def cdf(self, x):
+        """P(X <= x), vectorized over NumPy arrays."""
+        raise NotImplementedError
+
+    def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        """``size`` independent float64 draws from the law, with NumPy."""
+        raise NotImplementedError
+
+    def grid(self) -> tuple[float, float]:
+        """Finite interval of the histogram: the support, cut at mean +- 8 std."""
+        low, high = self.support
+        half = GRID_HALF_WIDTH * self.std
+        return max(low, self.mean - half), min(high, self.mean + half)
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+    def to_dict(self) -> dict:
+        return {"family": self.family, **asdict(self), "text": self.describe()}
+
+
+@dataclass(frozen=True)
+class Normal(Law):
+    mu: float
+    sigma: float
+    family = "normal"
+
+    @property
+    def mean(self) -> float:
+        return self.mu
+
+    @property
+    def variance(self) -> float:
+        return self.sigma**2
+
+    @property
+    def fourth_moment(self) -> float:
+        return 3.0 * self.sigma**4
+
+    @property
+    def support(self) -> tuple[float, float]:
+        return -math.inf, math.inf
+
+    def cdf(self, x):
+        return special.ndtr((np.asarray(x, dtype=np.float64) - self.mu) / self.sigma)
+
+    def sample(self, rng, size):
+        return rng.normal(self.mu, self.sigma, size)
+
+    def describe(self) -> str:
+        return f"N({_fmt(self.mu)}, σ={_fmt(self.sigma)})"
+
+
+@dataclass(frozen=True)
+class Uniform(Law):
+    low: float
+    high: float
+    family = "uniform"
+
+    @property
+    def mean(self) -> float:
+        return 0.5 * (self.low + self.high)
+
+    @property
+    def variance(self) -> float:
+        return (self.high - self.low) ** 2 / 12.0
+
+    @property
+    def fourth_moment(self) -> float:
+        return (self.high - self.low) ** 4 / 80.0
+
+    @property
+    def support(self) -> tuple[float, float]:
+        return self.low, self.high
+
+    def cdf(self, x):
+        x = np.asarray(x, dtype=np.float64)
+        return np.clip((x - self.low) / (self.high - self.low), 0.0, 1.0)
+
+    def sample(self, rng, size):
+        return rng.uniform(self.low, self.high, size)
+
+    def describe(self) -> str:
+        if self.low == -self.high:
+            return f"U(±{_fmt(self.high)})"
+        return f"U({_fmt(self.low)}, {_fmt(self.high)})"
+
+
+def _normal_mass(a, b):
+    """P(a < Z < b) for a standard normal Z, accurate in either tail."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    right = a > 0
+    return np.where(right, special.ndtr(-a) - special.ndtr(-b), special.ndtr(b) - special.ndtr(a))
+
+
+@dataclass(frozen=True)
+class TruncatedNormal(Law):
+    """N(mu, sigma) conditioned on low < x < high (bounds absolute, not in sigmas)."""
+
+    mu: float
+    sigma: float
+    low: float
+    high: float
+    family = "truncated_normal"
+
+    @property
+    def _alpha(self) -> float:
+        return (self.low - self.mu) / self.sigma
+
+    @property
+    def _beta(self) -> float:
+        return (self.high - self.mu) / self.sigma
+
+    def _standard_raw_moments(self) -> list[float]:
+        """E[Z^k], k = 0..4, for Z the standard normal truncated to [alpha, beta].
+
+        Integration by parts gives m_k = (k-1) m_{k-2} - [b^{k-1} phi(b) - a^{k-1} phi(a)] / Z.
+        """
+        a, b = self._alpha, self._beta
+        mass = float(_normal_mass(a, b))
+
+        def edge(t: float, power: int) -> float:
+            if math.isinf(t):
+                return 0.0
+            return t**power * math.exp(-0.5 * t * t) / math.sqrt(2 * math.pi)
+
+        moments = [1.0, -(edge(b, 0) - edge(a, 0)) / mass]
+        for k in range(2, 5):
+            moments.append((k - 1) * moments[k - 2] - (edge(b, k - 1) - edge(a, k - 1)) / mass)
+        return moments
+
+    @property
+    def mean(self) -> float:
+        return self.mu + self.sigma * self._standard_raw_moments()[1]
+
+    @property
+    def variance(self) -> float:
+        _, m1, m2, _, _ = self._standard_raw_moments()
+        return self.sigma**2 * (m2 - m1 * m1)
+
+    @property
+    def fourth_moment(self) -> float:
+        _, m1, m2, m3, m4 = self._standard_raw_moments()
+        central = m4 - 4 * m1 * m3 + 6 * m1 * m1 * m2 - 3 * m1**4
+        return self.sigma**4 * central
+
+    @property
+    def support(self) -> tuple[float, float]:
+        return self.low, self.high
+
+    def cdf(self, x):
+        z = (np.asarray(x, dtype=np.float64) - self.mu) / self.sigma
+        z = np.clip(z, self._alpha, self._beta)
+        return np.clip(_normal_mass(self._alpha, z) / _normal_mass(self._alpha, self._beta), 0.0, 1.0)
+
+    def sample(self, rng, size):
+        from scipy import stats  # heavy import, only the reference row needs it
+
+        law = stats.truncnorm(self._alpha, self._beta, loc=self.mu, scale=self.sigma)
+        return law.rvs(size=size, random_state=rng)
+
+    def describe(self) -> str:
+        a, b = self._alpha, self._beta
+        if math.isclose(-a, b, rel_tol=1e-9):
+            return f"TN({_fmt(self.mu)}, σ={_fmt(self.sigma)}, cut at ±{_fmt(b)}σ)"
+        return f"TN({_fmt(self.mu)}, σ={_fmt(self.sigma)}, [{_fmt(self.low)}, {_fmt(self.high)}])"

@@ -1,0 +1,199 @@
+"""Run planned rows: draw, fold, check, and decide.
+
+For each row the runner draws tensors of the layer's real shape with the
+framework's real initializer until it has at least ``samples`` values.  Draw i of
+a row uses the seed derived from (``seed``, the row's key, i), so the same
+command gives the same numbers, and a row's numbers do not depend on which other
+rows run beside it.
+
+Drawing and folding overlap: while a worker thread folds draw i (the C kernel and torch
+release the GIL), the main thread asks the framework for draw i+1.  Only one draw
+is ever waiting, so memory stays O(draw + bins) whatever N is.
+
+Once every row is sampled, all statistical checks of the command go through
+Holm's procedure together (see :mod:`initcheck.checks`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
+from rich.text import Text
+
+from initcheck.checks import CheckResult, annotate, apply_holm, evaluate
+from initcheck.frameworks.base import Plan, Skip
+from initcheck.laws import Law
+from initcheck.reducers import reducer_for
+from initcheck.summary import Summary
+
+
+def draw_seed(seed: int, row_key: str, index: int) -> int:
+    """A 63-bit seed for draw ``index`` of the row ``row_key``."""
+    sequence = np.random.SeedSequence([seed, zlib.crc32(row_key.encode()), index])
+    return int(sequence.generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+@dataclass
+class Row:
+    """A row to run: what it checks (for people) and how (the plan or the skip)."""
+
+    initializer: str
+    layer: str
+    plan: Plan | Skip
+
+
+@dataclass
+class RowResult:
+    initializer: str
+    layer: str
+    framework: str
+    api: str
+    shape: tuple[int, ...]
+    device: str
+    dtype: str
+    law: Law | None = None
+    summary: Summary | None = None
+    checks: list[CheckResult] = field(default_factory=list)
+    verdict: str = "SKIP"
+    reason: str = ""
+    seconds: float = 0.0
+
+    def check(self, name: str) -> CheckResult | None:
+        return next((c for c in self.checks if c.name == name), None)
+
+    def to_dict(self) -> dict:
+        return {
+            "initializer": self.initializer,
+            "layer": self.layer,
+            "framework": self.framework,
+            "api": self.api,
+            "shape": list(self.shape),
+            "device": self.device,
+            "dtype": self.dtype,
+            "law": self.law.to_dict() if self.law else None,
+            "verdict": self.verdict,
+            "reason": self.reason,
+            "seconds": round(self.seconds, 3),
+            "statistics": self.summary.to_dict() if self.summary else None,
+            "checks": [c.to_dict() for c in self.checks],
+        }
+
+
+def _array_info(x) -> tuple[str, str]:
+    """(dtype, device) of a draw, for the table."""
+    dtype = str(x.dtype).removeprefix("torch.")
+    device = getattr(x, "device", "cpu")
+    device = str(device)
+    return dtype, ("cpu" if device.lower().startswith("cpu") else device)
+
+
+class _RateColumn(ProgressColumn):
+    """Samples per second, in millions."""
+
+    def render(self, task) -> Text:
+        return Text(f"{task.speed / 1e6:,.1f} M/s" if task.speed else "")
+
+
+class _Progress:
+    """A rich progress bar on stderr, shown only once the work has taken a second."""
+
+    def __init__(self, total: int, enabled: bool):
+        self.total = total
+        self.enabled = enabled
+        self.started = time.perf_counter()
+        self.bar = None
+        self.task = None
+        self.done = 0
+
+    def advance(self, count: int, description: str) -> None:
+        self.done += count
+        if not self.enabled:
+            return
+        if self.bar is None:
+            if time.perf_counter() - self.started < 1.0:
+                return
+            self.bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                _RateColumn(),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self.bar.start()
+            self.task = self.bar.add_task(description, total=self.total, completed=self.done)
+        self.bar.update(self.task, completed=self.done, description=description)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def sample_row(plan: Plan, samples: int, seed: int, progress: _Progress, label: str) -> Summary:
+    """Draw and fold until at least ``samples`` values; returns the row's summary."""
+    size = math.prod(plan.shape)
+    draws = max(1, math.ceil(samples / size))
+    reducer = None
+    pending = None
+    with ThreadPoolExecutor(max_workers=1) as folder:
+        for index in range(draws):
+            x = plan.draw(draw_seed(seed, plan.key, index))
+            if reducer is None:
+                plan.dtype, plan.device = _array_info(x)
+                reducer = reducer_for(x, plan.law)
+            if pending is not None:
+                pending.result()
+            pending = folder.submit(reducer.fold, x)
+            progress.advance(size, label)
+        pending.result()
+    return reducer.summary()
+
+
+def run(rows: list[Row], samples: int, seed: int, alpha: float, show_progress: bool = True) -> list[RowResult]:
+    """Sample every runnable row, then check all of them under one Holm family."""
+    plans = [r.plan for r in rows if isinstance(r.plan, Plan)]
+    total = sum(max(1, math.ceil(samples / math.prod(p.shape))) * math.prod(p.shape) for p in plans)
+    progress = _Progress(total, show_progress)
+    results = []
+    try:
+        for row in rows:
+            plan = row.plan
+            result = RowResult(
+                row.initializer, row.layer, plan.framework, plan.api, plan.shape, plan.device, plan.dtype
+            )
+            if isinstance(plan, Skip):
+                result.reason = plan.reason
+            else:
+                started = time.perf_counter()
+                summary = sample_row(plan, samples, seed, progress, f"{plan.framework} {row.initializer}")
+                result.seconds = time.perf_counter() - started
+                result.device, result.dtype = plan.device, plan.dtype
+                result.law, result.summary = plan.law, summary
+                result.checks = evaluate(plan.law, summary, np.dtype(plan.dtype))
+            results.append(result)
+    finally:
+        progress.close()
+    decide(results, alpha)
+    return results
+
+
+def decide(results: list[RowResult], alpha: float) -> None:
+    """Holm over every statistical check of every row, then each row's verdict."""
+    every_check = [c for r in results for c in r.checks]
+    apply_holm(every_check, alpha)
+    tested = sum(1 for c in every_check if c.statistical)
+    for result in results:
+        if result.summary is None:
+            continue
+        annotate(result.checks, result.law, result.summary.count, alpha / max(tested, 1))
+        failed = [c for c in result.checks if not c.passed]
+        result.verdict = "FAIL" if failed else "PASS"
+        result.reason = "; ".join(c.detail for c in failed)

@@ -1,0 +1,136 @@
+"""Sufficient statistics of a stream of sampled values.
+
+A :class:`Summary` is what is left of the samples once every draw has been folded
+in and dropped: counts, extremes, power sums and a histogram.  Its size does not
+depend on N, and two summaries over the same law merge by addition, so a check
+can be split over draws, devices or machines and put back together.
+
+Power sums are taken about a fixed reference point ``ref`` (the law's mean), so
+the central moments follow without catastrophic cancellation:
+
+    S_k = sum (x - ref)^k,  k = 1..4,  over the finite values only.
+
+The histogram has ``bins`` equal cells on the grid ``[lo, hi)`` plus an open
+cell on each side:
+
+    hist[0]          values in (-inf, lo)
+    hist[1..bins]    values in [lo + (k-1) w, lo + k w),  w = (hi - lo) / bins
+    hist[bins + 1]   values in [hi, inf)
+
+so ``cumsum(hist)[k]`` counts the values below the k-th edge exactly (up to the
+rounding of the bin index), which is all the Kolmogorov-Smirnov check needs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+#: Histogram cells on the law's grid; 2^20 cells keep the KS distance measured
+#: on the edges within a few 1e-6 of the true one.
+HIST_BINS = 2**20
+
+
+@dataclass
+class Summary:
+    ref: float
+    lo: float
+    hi: float
+    bins: int = HIST_BINS
+    count: int = 0
+    nan: int = 0
+    posinf: int = 0
+    neginf: int = 0
+    minimum: float = math.inf
+    maximum: float = -math.inf
+    sums: np.ndarray = field(default_factory=lambda: np.zeros(4))
+    hist: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.hist is None:
+            self.hist = np.zeros(self.bins + 2, dtype=np.int64)
+
+    @property
+    def nonfinite(self) -> int:
+        return self.nan + self.posinf + self.neginf
+
+    @property
+    def total(self) -> int:
+        """Every value drawn, finite or not."""
+        return self.count + self.nonfinite
+
+    @property
+    def mean(self) -> float:
+        return self.ref + self.sums[0] / self.count
+
+    def central_moment(self, k: int) -> float:
+        """Biased k-th central moment (k = 2, 3, 4) of the finite values."""
+        n = self.count
+        m1, m2, m3, m4 = (self.sums[i] / n for i in range(4))
+        if k == 2:
+            return m2 - m1 * m1
+        if k == 3:
+            return m3 - 3 * m1 * m2 + 2 * m1**3
+        if k == 4:
+            return m4 - 4 * m1 * m3 + 6 * m1 * m1 * m2 - 3 * m1**4
+        raise ValueError(k)
+
+    @property
+    def variance(self) -> float:
+        """Unbiased sample variance s^2."""
+        n = self.count
+        return self.central_moment(2) * n / (n - 1)
+
+    @property
+    def std(self) -> float:
+        return math.sqrt(max(self.variance, 0.0))
+
+    def edges(self) -> np.ndarray:
+        return np.linspace(self.lo, self.hi, self.bins + 1)
+
+    def counts_below_edges(self) -> np.ndarray:
+        """Number of finite values below each of the ``bins + 1`` edges."""
+        return np.cumsum(self.hist)[: self.bins + 1]
+
+    def merge(self, other: Summary) -> Summary:
+        """The summary of both streams together (same law, same grid)."""
+        if (self.ref, self.lo, self.hi, self.bins) != (other.ref, other.lo, other.hi, other.bins):
+            raise ValueError("summaries over different grids cannot be merged")
+        return Summary(
+            ref=self.ref,
+            lo=self.lo,
+            hi=self.hi,
+            bins=self.bins,
+            count=self.count + other.count,
+            nan=self.nan + other.nan,
+            posinf=self.posinf + other.posinf,
+            neginf=self.neginf + other.neginf,
+            minimum=min(self.minimum, other.minimum),
+            maximum=max(self.maximum, other.maximum),
+            sums=self.sums + other.sums,
+            hist=self.hist + other.hist,
+        )
+
+    def to_dict(self) -> dict:
+        """Plain numbers for reports (the histogram is left out: 2^20 cells)."""
+        out = {
+            "count": self.count,
+            "nan": self.nan,
+            "posinf": self.posinf,
+            "neginf": self.neginf,
+            "min": self.minimum if self.count else None,
+            "max": self.maximum if self.count else None,
+            "ref": self.ref,
+            "power_sums": [float(s) for s in self.sums],
+            "grid": {"lo": self.lo, "hi": self.hi, "bins": self.bins},
+        }
+        if self.count > 1:
+            out.update(
+                mean=self.mean,
+                std=self.std,
+                m3=self.central_moment(3),
+                m4=self.central_moment(4),
+            )
+        return out
