@@ -179,7 +179,7 @@ def check_ks(law: Law, summary: Summary) -> CheckResult:
     n = summary.count
     d = ks_distance(law, summary)
     pvalue = min(1.0, 2.0 * math.exp(-2.0 * n * d.lower**2))
-    detail = f"KS D = {d.lower:.3g} (≤ {d.upper:.3g}), largest at x = {d.where:.4g}"
+    detail = f"KS D = {d.lower:.3g}, largest gap at x = {d.where:.4g}"
     return CheckResult("ks", d.lower, detail, pvalue=pvalue, resolution=d.upper - d.lower)
 
 

@@ -223,6 +223,11 @@ class TruncatedNormal(Law):
     def support(self) -> tuple[float, float]:
         return self.low, self.high
 
+    def grid(self) -> tuple[float, float]:
+        """The bounds, cut at mu +- 8 sigma of the underlying normal."""
+        half = GRID_HALF_WIDTH * self.sigma
+        return max(self.low, self.mu - half), min(self.high, self.mu + half)
+
     def cdf(self, x):
         z = (np.asarray(x, dtype=np.float64) - self.mu) / self.sigma
         z = np.clip(z, self._alpha, self._beta)

@@ -1,0 +1,33 @@
+# Two commands do all the set-up: `make run` and `make test`.
+# A local virtual environment gets torch==2.13.0 (the CPU build on this disk;
+# pyproject.toml accepts a range) and initcheck with every extra, editable.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install run test bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml setup.py initcheck/_kernels.c
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[all,dev]'
+	touch $(STAMP)
+
+# The default checks: xavier and kaiming, normal and uniform, a dense
+# 784 -> 256 layer and a 64 -> 128 3x3 conv, on every installed framework.
+run: install
+	$(BIN)/initcheck xavier --dist normal,uniform --fan-in 784 --fan-out 256 --shape 128,64,3,3
+	$(BIN)/initcheck kaiming --dist normal,uniform --fan-in 784 --fan-out 256 --shape 128,64,3,3
+
+test: install
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python benchmarks/bench.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info initcheck/*.so

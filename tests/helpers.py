@@ -1,0 +1,28 @@
+"""Shared test helpers: run synthetic samplers through the real pipeline."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from initcheck.frameworks.base import Plan
+from initcheck.runner import Row, run
+
+
+def sampler_plan(law, sample, shape=(1000, 1000), dtype="float32", name="synthetic") -> Plan:
+    """A plan whose draws are ``sample(rng, size)`` reshaped, checked against ``law``."""
+    size = int(np.prod(shape))
+
+    def draw(seed):
+        rng = np.random.default_rng(seed)
+        return np.asarray(sample(rng, size), dtype=dtype).reshape(shape)
+
+    return Plan(name, f"{name} sampler", law, tuple(shape), "cpu", dtype, draw)
+
+
+def check_rows(plans, samples=1_000_000, seed=0, alpha=1e-6):
+    """Run plans as one command; returns the row results."""
+    return run([Row("test", "layer", p) for p in plans], samples, seed, alpha, show_progress=False)
+
+
+def failed(result) -> set[str]:
+    return {c.name for c in result.checks if not c.passed}

@@ -1,0 +1,139 @@
+"""Each check on synthetic samples with a known answer.
+
+Correct samplers must pass; planted deviations must fail, each for its own
+reason.  Seeds are fixed, and every planted effect is many times the smallest
+one the check detects at this N, so the outcomes are deterministic and far from
+the decision boundary.
+"""
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from initcheck.checks import CheckResult, apply_holm, ks_critical
+from initcheck.laws import TRUNCATION_CORRECTION, Normal, TruncatedNormal, Uniform
+
+from helpers import check_rows, failed, sampler_plan
+
+STD = 0.05
+NORMAL = Normal(0.0, STD)
+UNIFORM = Uniform(-math.sqrt(3) * STD, math.sqrt(3) * STD)
+
+
+def normal(mu=0.0, sigma=STD):
+    return lambda rng, n: rng.normal(mu, sigma, n)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize(
+    "law, sample",
+    [
+        (NORMAL, normal()),
+        (UNIFORM, lambda rng, n: rng.uniform(UNIFORM.low, UNIFORM.high, n)),
+        (TruncatedNormal(0.0, 1.0, -2.0, 2.0), lambda rng, n: TruncatedNormal(0.0, 1.0, -2.0, 2.0).sample(rng, n)),
+        (Normal(3.0, 0.5), normal(3.0, 0.5)),
+    ],
+    ids=["normal", "uniform", "truncated", "shifted-normal"],
+)
+def test_correct_samplers_pass(law, sample, dtype):
+    (row,) = check_rows([sampler_plan(law, sample, dtype=dtype)])
+    assert row.verdict == "PASS", row.reason
+    assert {c.name for c in row.checks} >= {"finite", "mean", "variance", "ks"}
+
+
+def test_variance_off_by_one_percent_fails():
+    (row,) = check_rows([sampler_plan(NORMAL, normal(sigma=STD * 1.01))], samples=2_000_000)
+    assert row.verdict == "FAIL"
+    assert "variance" in failed(row)
+    assert "std 1" in row.check("variance").detail and "above" in row.check("variance").detail
+
+
+def test_shifted_mean_fails():
+    (row,) = check_rows([sampler_plan(NORMAL, normal(mu=0.01 * STD))], samples=4_000_000)
+    assert failed(row) >= {"mean"}
+    assert "variance" not in failed(row)
+
+
+def test_values_outside_the_support_fail():
+    wide = lambda rng, n: rng.uniform(UNIFORM.low * 1.001, UNIFORM.high * 1.001, n)
+    (row,) = check_rows([sampler_plan(UNIFORM, wide)])
+    assert "support" in failed(row)
+    assert "above the upper bound" in row.check("support").detail
+
+
+def test_one_ulp_beyond_a_bound_is_tolerated():
+    high = np.float32(UNIFORM.high)
+    def sample(rng, n):
+        x = rng.uniform(UNIFORM.low, UNIFORM.high, n).astype(np.float32)
+        x[0] = np.nextafter(high, np.float32(1))  # float32 rounding of the bound, one ulp up
+        return x
+    (row,) = check_rows([sampler_plan(UNIFORM, sample)])
+    assert row.check("support").passed
+
+
+def test_uniform_where_normal_expected_fails_on_ks_only():
+    (row,) = check_rows([sampler_plan(NORMAL, lambda rng, n: rng.uniform(UNIFORM.low, UNIFORM.high, n))])
+    assert "ks" in failed(row)
+    assert "mean" not in failed(row) and "variance" not in failed(row)
+
+
+def test_uncorrected_truncation_fails():
+    """Keras' old bug: a normal cut at 2 sigma without the 0.8796 correction."""
+    law = TruncatedNormal(0.0, STD / TRUNCATION_CORRECTION, -2 * STD / TRUNCATION_CORRECTION, 2 * STD / TRUNCATION_CORRECTION)
+    buggy = TruncatedNormal(0.0, STD, -2 * STD, 2 * STD)
+    (row,) = check_rows([sampler_plan(law, buggy.sample)])
+    assert "variance" in failed(row) and "below" in row.check("variance").detail
+
+
+def test_nan_and_inf_fail_finite_without_crashing():
+    def sample(rng, n):
+        x = rng.normal(0, STD, n)
+        x[3] = np.nan
+        x[5] = np.inf
+        return x
+    (row,) = check_rows([sampler_plan(NORMAL, sample)], samples=1_000_000)
+    assert row.verdict == "FAIL"
+    assert "finite" in failed(row)
+    assert row.summary.nan == 1 and row.summary.posinf == 1
+    assert "1 NaN and 1 +Inf" in row.check("finite").detail
+    # the finite values are still checked and still fine
+    assert row.check("variance").passed and row.check("ks").passed
+
+
+def test_all_nan_is_a_failed_row():
+    (row,) = check_rows([sampler_plan(NORMAL, lambda rng, n: np.full(n, np.nan))], samples=10_000)
+    assert row.verdict == "FAIL" and "finite" in failed(row)
+
+
+def test_rows_are_deterministic_and_independent_of_other_rows():
+    plan = lambda: sampler_plan(NORMAL, normal(), name="a")
+    (alone,) = check_rows([plan()], samples=100_000)
+    _, together = check_rows([sampler_plan(NORMAL, normal(), name="b"), plan()], samples=100_000)
+    assert alone.summary.sums.tolist() == together.summary.sums.tolist()
+    (other_seed,) = check_rows([plan()], samples=100_000, seed=1)
+    assert other_seed.summary.sums.tolist() != alone.summary.sums.tolist()
+
+
+def test_power_statements_shrink_with_n():
+    (small,) = check_rows([sampler_plan(NORMAL, normal(), shape=(100, 100))], samples=100_000)
+    (large,) = check_rows([sampler_plan(NORMAL, normal(), shape=(100, 100))], samples=1_000_000)
+    for name in ("mean", "variance", "ks"):
+        assert large.check(name).power < small.check(name).power
+    # the mean detects shifts of (z_{alpha/2m} + z_{0.999}) / sqrt(N) sigmas, m = 3 checks
+    expected = (stats.norm.isf(1e-6 / 3 / 2) + stats.norm.isf(0.001)) / math.sqrt(large.summary.count)
+    assert large.check("mean").power == pytest.approx(expected, rel=1e-9)
+
+
+def test_ks_critical_value_is_dkw():
+    assert ks_critical(0.05, 10_000) == pytest.approx(math.sqrt(math.log(40) / 20_000))
+
+
+def test_holm_step_down():
+    checks = [CheckResult(str(i), 0.0, "", pvalue=p) for i, p in enumerate([0.001, 0.03, 0.013, 0.9])]
+    apply_holm(checks, alpha=0.05)
+    # sorted p: 0.001 <= 0.05/4, 0.013 <= 0.05/3, 0.03 > 0.05/2: stop there
+    assert [c.passed for c in checks] == [False, True, False, True]
+    assert checks[0].level == pytest.approx(0.0125)
+    assert checks[2].level == pytest.approx(0.05 / 3)

@@ -1,0 +1,136 @@
+"""The streaming statistics: the C kernel, the torch (device) reducer, merging."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from initcheck.frameworks.pytorch import TorchReducer
+from initcheck.laws import Normal, Uniform
+from initcheck.reducers import HostReducer, reducer_for
+from initcheck.summary import Summary
+
+LAW = Normal(0.1, 2.0)
+BINS = 1024
+
+
+def draws(dtype, count=3, size=10_001, seed=0):
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(count):
+        x = rng.normal(LAW.mu, LAW.sigma, size).astype(dtype)
+        x[::997] = 50.0  # beyond the grid on the right
+        x[1::991] = -40.0  # and on the left
+        out.append(x)
+    return out
+
+
+def exact_statistics(arrays, law, bins):
+    x = np.concatenate(arrays).astype(np.float64)
+    x = x[np.isfinite(x)]
+    d = x - law.mean
+    lo, hi = law.grid()
+    cells = np.floor((x - lo) * (bins / (hi - lo)))
+    cells = np.clip(cells, -1, bins).astype(np.int64) + 1
+    return {
+        "sums": [d.sum(), (d**2).sum(), (d**3).sum(), (d**4).sum()],
+        "min": x.min(),
+        "max": x.max(),
+        "hist": np.bincount(cells, minlength=bins + 2),
+        "count": x.size,
+    }
+
+
+def assert_matches(summary: Summary, expected):
+    assert summary.count == expected["count"]
+    np.testing.assert_allclose(summary.sums, expected["sums"], rtol=1e-9, atol=1e-9)
+    assert summary.minimum == expected["min"] and summary.maximum == expected["max"]
+    np.testing.assert_array_equal(summary.hist, expected["hist"])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_host_kernel_matches_numpy(dtype):
+    arrays = draws(dtype)
+    reducer = HostReducer(LAW, bins=BINS)
+    for x in arrays:
+        reducer.fold(x.reshape(73, 137))
+    assert_matches(reducer.summary(), exact_statistics(arrays, LAW, BINS))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_torch_reducer_matches_host(dtype):
+    """The device reducer, run on CPU tensors, must agree with the C kernel."""
+    arrays = draws(dtype)
+    arrays[1][7] = np.nan
+    arrays[1][8] = -np.inf
+    arrays[2][9] = np.inf
+    host, device = HostReducer(LAW, bins=BINS), TorchReducer(LAW, "cpu", bins=BINS)
+    for x in arrays:
+        host.fold(x)
+        device.fold(torch.from_numpy(x))
+    a, b = host.summary(), device.summary()
+    assert (a.count, a.nan, a.posinf, a.neginf) == (b.count, b.nan, b.posinf, b.neginf) == (a.count, 1, 1, 1)
+    np.testing.assert_allclose(a.sums, b.sums, rtol=1e-9)
+    assert (a.minimum, a.maximum) == (b.minimum, b.maximum)
+    np.testing.assert_array_equal(a.hist, b.hist)
+    assert_matches(a, exact_statistics(arrays, LAW, BINS))
+
+
+def test_nonfinite_values_are_counted_and_left_out():
+    x = np.array([1.0, np.nan, np.inf, -np.inf, -np.inf, 2.0], dtype=np.float32)
+    reducer = HostReducer(LAW, bins=BINS)
+    reducer.fold(x)
+    s = reducer.summary()
+    assert (s.count, s.nan, s.posinf, s.neginf, s.total) == (2, 1, 1, 2, 6)
+    assert s.minimum == 1.0 and s.maximum == 2.0
+    assert s.hist.sum() == 2
+
+
+def test_bounds_land_in_the_right_cells():
+    law = Uniform(-1.0, 1.0)
+    x = np.array([-1.0, np.nextafter(-1.0, -2.0), 1.0, 1.0 - 1e-9, 0.0])
+    reducer = HostReducer(law, bins=4)
+    reducer.fold(x)
+    # cells: (-inf,-1) [-1,-.5) [-.5,0) [0,.5) [.5,1) [1,inf)
+    assert reducer.summary().hist.tolist() == [1, 1, 0, 1, 1, 1]
+
+
+def test_merge_is_the_summary_of_the_union():
+    arrays = draws(np.float64, count=4)
+    whole, first, second = (HostReducer(LAW, bins=BINS) for _ in range(3))
+    for i, x in enumerate(arrays):
+        whole.fold(x)
+        (first if i < 2 else second).fold(x)
+    merged = first.summary().merge(second.summary())
+    w = whole.summary()
+    assert merged.count == w.count and merged.minimum == w.minimum and merged.maximum == w.maximum
+    np.testing.assert_allclose(merged.sums, w.sums, rtol=1e-12)
+    np.testing.assert_array_equal(merged.hist, w.hist)
+
+
+def test_moments_from_power_sums():
+    rng = np.random.default_rng(3)
+    x = rng.gamma(2.0, 1.5, 100_000)  # skewed, so m3 and m4 are informative
+    reducer = HostReducer(Normal(3.0, 2.0), bins=BINS)
+    reducer.fold(x)
+    s = reducer.summary()
+    d = x - x.mean()
+    assert s.mean == pytest.approx(x.mean(), rel=1e-12)
+    assert s.variance == pytest.approx(x.var(ddof=1), rel=1e-10)
+    assert s.central_moment(3) == pytest.approx((d**3).mean(), rel=1e-8)
+    assert s.central_moment(4) == pytest.approx((d**4).mean(), rel=1e-8)
+
+
+def test_reducer_for_picks_the_host_for_cpu_arrays():
+    assert isinstance(reducer_for(np.zeros(3), LAW), HostReducer)
+    assert isinstance(reducer_for(torch.zeros(3), LAW), HostReducer)
+
+
+def test_host_reducer_accepts_integers_and_noncontiguous_arrays():
+    reducer = HostReducer(LAW, bins=BINS)
+    reducer.fold(np.arange(10, dtype=np.int32))
+    reducer.fold(np.arange(20, dtype=np.float32)[::2])
+    s = reducer.summary()
+    assert s.count == 20 and s.maximum == 18.0
+    assert math.isclose(s.mean, (45 + 90) / 20)
