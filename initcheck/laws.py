@@ -192,7 +192,9 @@ class TruncatedNormal(Law):
         Integration by parts gives m_k = (k-1) m_{k-2} - [b^{k-1} phi(b) - a^{k-1} phi(a)] / Z.
         """
         a, b = self._alpha, self._beta
-        mass = float(_normal_mass(a, b))
+        mass = self.mass
+        if not mass > 0.0:
+            raise ValueError(f"{self.describe()} keeps no mass of its normal")
 
         def edge(t: float, power: int) -> float:
             if math.isinf(t):
@@ -224,9 +226,18 @@ class TruncatedNormal(Law):
         return self.low, self.high
 
     def grid(self) -> tuple[float, float]:
-        """The bounds, cut at mu +- 8 sigma of the underlying normal."""
-        half = GRID_HALF_WIDTH * self.sigma
-        return max(self.low, self.mu - half), min(self.high, self.mu + half)
+        """The bounds, cut 8 underlying sigmas beyond the mass: past mu +- 8 sigma,
+        or past the far side of an interval that lies in one tail."""
+        a, b, w = self._alpha, self._beta, GRID_HALF_WIDTH
+        return (
+            max(self.low, self.mu + self.sigma * (min(b, 0.0) - w)),
+            min(self.high, self.mu + self.sigma * (max(a, 0.0) + w)),
+        )
+
+    @property
+    def mass(self) -> float:
+        """P(low < Y < high) for Y ~ N(mu, sigma): the mass the truncation keeps."""
+        return float(_normal_mass(self._alpha, self._beta))
 
     def cdf(self, x):
         z = (np.asarray(x, dtype=np.float64) - self.mu) / self.sigma

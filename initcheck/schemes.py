@@ -151,9 +151,9 @@ class InitSpec:
             raise InputError(f"{self.scheme} needs both bounds (--low and --high)")
         if self.scheme == "trunc-normal":
             law = self.law(1, 1)
-            if not law.variance > 0 or not math.isfinite(law.variance):
+            if not (law.mass > 0.0 and law.variance > 0.0 and math.isfinite(law.fourth_moment)):
                 raise InputError(
-                    f"trunc-normal: the interval [{self.low}, {self.high}] holds no mass of "
+                    f"trunc-normal: the interval [{self.low}, {self.high}] holds no usable mass of "
                     f"N({self.mean}, {self.std})"
                 )
 
