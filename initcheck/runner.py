@@ -87,11 +87,10 @@ class RowResult:
 
 
 def _array_info(x) -> tuple[str, str]:
-    """(dtype, device) of a draw, for the table."""
-    dtype = str(x.dtype).removeprefix("torch.")
-    device = getattr(x, "device", "cpu")
-    device = str(device)
-    return dtype, ("cpu" if device.lower().startswith("cpu") else device)
+    """(dtype, device) of a draw whose plan could not know them (custom functions)."""
+    dtype = getattr(x.dtype, "name", None) or str(x.dtype).removeprefix("torch.")
+    device = str(getattr(x, "device", "cpu"))
+    return dtype, ("cpu" if "cpu" in device.lower() else device)
 
 
 class _RateColumn(ProgressColumn):
@@ -147,7 +146,8 @@ def sample_row(plan: Plan, samples: int, seed: int, progress: _Progress, label: 
         for index in range(draws):
             x = plan.draw(draw_seed(seed, plan.key, index))
             if reducer is None:
-                plan.dtype, plan.device = _array_info(x)
+                if plan.dtype == "?":
+                    plan.dtype, plan.device = _array_info(x)
                 reducer = reducer_for(x, plan.law)
             if pending is not None:
                 pending.result()

@@ -77,7 +77,8 @@ def run_cli(capsys, *args):
 def test_xavier_passes_on_torch_and_reference(capsys, tmp_path):
     report = tmp_path / "report.json"
     code, out, err = run_cli(
-        capsys, "xavier", "--dist", "normal,uniform", "--fan-in", "784", "--fan-out", "256", "--json", str(report), *SMALL
+        capsys, "xavier", "--dist", "normal,uniform", "--fan-in", "784", "--fan-out", "256", "-f", "torch,reference",
+        "--json", str(report), *SMALL,
     )
     assert code == 0, out + err
     assert "PASS" in out and "xavier_normal_" in out and "xavier_uniform_" in out
@@ -98,23 +99,46 @@ def test_xavier_passes_on_torch_and_reference(capsys, tmp_path):
     assert ks["statistic"] < ks["threshold"] and ks["level"] > 0
 
 
-def test_kaiming_conv_and_trunc_normal_pass(capsys):
-    code, out, _ = run_cli(
-        capsys, "kaiming", "--shape", "128,64,3,3", "--nonlinearity", "relu", "--mode", "fan_out", *SMALL
+def run_json(capsys, tmp_path, *args):
+    """Run a command with --json; returns (exit code, report)."""
+    path = tmp_path / "report.json"
+    code, out, err = run_cli(capsys, *args, "--json", str(path), *SMALL)
+    assert code in (0, 1), out + err
+    return code, json.loads(path.read_text())
+
+
+def rows_by_framework(report):
+    return {(r["framework"], r["initializer"], r["layer"]): r for r in report["rows"]}
+
+
+def test_kaiming_conv_and_trunc_normal_pass(capsys, tmp_path):
+    code, report = run_json(
+        capsys, tmp_path, "kaiming", "--shape", "128,64,3,3", "--nonlinearity", "relu", "--mode", "fan_out",
+        "-f", "torch,reference",
     )
-    assert code == 0, out
-    assert "conv 64→128 3×3" in out
-    code, out, _ = run_cli(capsys, "trunc-normal", "--std", "0.02", "--low", "-0.03", "--high", "0.04", *SMALL)
-    assert code == 0, out
-    assert "trunc_normal_" in out
-
-
-def test_lecun_and_truncated_xavier_are_skipped_on_torch_not_faked(capsys):
-    code, out, _ = run_cli(capsys, "lecun", "--dist", "normal", "--fan-in", "100", "--fan-out", "50", *SMALL)
     assert code == 0
-    assert "SKIP" in out and "no LeCun" in out
-    code, out, _ = run_cli(capsys, "xavier", "--dist", "truncated-normal", "--fan-in", "100", "--fan-out", "50", *SMALL)
-    assert code == 0 and "SKIP" in out and "truncated-normal" in out
+    torch_row = next(r for r in report["rows"] if r["framework"] == "torch")
+    assert torch_row["layer"] == "conv 64→128 3×3" and torch_row["shape"] == [128, 64, 3, 3]
+    assert torch_row["law"]["sigma"] == pytest.approx(math.sqrt(2 / (128 * 9)))
+    code, report = run_json(
+        capsys, tmp_path, "trunc-normal", "--std", "0.02", "--low", "-0.03", "--high", "0.04", "-f", "torch,reference"
+    )
+    assert code == 0
+    assert "trunc_normal_" in report["rows"][0]["api"]
+
+
+def test_lecun_and_truncated_xavier_are_skipped_on_torch_not_faked(capsys, tmp_path):
+    code, report = run_json(
+        capsys, tmp_path, "lecun", "--dist", "normal", "--fan-in", "100", "--fan-out", "50", "-f", "torch,reference"
+    )
+    torch_row = next(r for r in report["rows"] if r["framework"] == "torch")
+    assert code == 0 and torch_row["verdict"] == "SKIP" and "no LeCun" in torch_row["reason"]
+    code, report = run_json(
+        capsys, tmp_path, "xavier", "--dist", "truncated-normal", "--fan-in", "100", "--fan-out", "50",
+        "-f", "torch,reference",
+    )
+    torch_row = next(r for r in report["rows"] if r["framework"] == "torch")
+    assert code == 0 and torch_row["verdict"] == "SKIP" and "truncated-normal" in torch_row["reason"]
 
 
 def test_quiet_prints_nothing_when_all_pass(capsys):

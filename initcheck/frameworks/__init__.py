@@ -15,9 +15,11 @@ from initcheck.errors import InputError
 #: name -> (module, class); the module is imported on first use.
 ADAPTERS = {
     "torch": ("initcheck.frameworks.pytorch", "PyTorch", "torch"),
+    "keras": ("initcheck.frameworks.tf_keras", "Keras", "tensorflow"),
+    "jax": ("initcheck.frameworks.jax_nn", "Jax", "jax"),
     "reference": ("initcheck.frameworks.reference", "Reference", "numpy"),
 }
-ALIASES = {"pytorch": "torch", "numpy": "reference"}
+ALIASES = {"pytorch": "torch", "numpy": "reference", "tensorflow": "keras", "tf": "keras"}
 
 
 def installed(name: str) -> bool:

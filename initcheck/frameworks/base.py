@@ -10,7 +10,10 @@ so; it never substitutes a look-alike.
 
 from __future__ import annotations
 
+import os
 import re
+import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -32,6 +35,25 @@ def parse_device(text: str) -> str:
             raise InputError(f"unknown device {text!r}; there is one cpu device")
         return "cpu"
     return f"cuda:{index or 0}"
+
+
+@contextmanager
+def native_stderr_silenced():
+    """Point file descriptor 2 at /dev/null for a while.
+
+    TensorFlow's C++ logging writes straight to the descriptor at import time,
+    before any Python log setting can reach it.  Exceptions still propagate.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 @dataclass

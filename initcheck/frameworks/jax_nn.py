@@ -1,0 +1,105 @@
+"""JAX adapter: ``jax.nn.initializers`` called for real, jitted once per row.
+
+JAX documents, and draws:
+
+* ``glorot_normal``, ``he_normal``, ``lecun_normal``: the normal truncated at two
+  sigma with sigma = sqrt(variance) / 0.87962566103423978;
+* ``glorot_uniform``, ``he_uniform``, ``lecun_uniform``: U(+-sqrt(3 variance));
+* ``variance_scaling(scale, mode, distribution)``: ``truncated_normal``,
+  ``normal`` (the plain normal, unlike Keras), ``uniform``;
+* ``truncated_normal(stddev, lower, upper)``: mean 0, bounds in units of stddev,
+  no correction; ``normal(stddev)``: mean 0; ``uniform(scale)``: U[0, scale).
+
+Kernels are ``(*kernel, in, out)``.  Draw i uses ``jax.random.key(seed_i)``.
+float64 needs ``jax_enable_x64``, which this adapter turns on (explicit dtypes
+are unaffected).  JAX's "no GPU found" warnings are silenced.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+logging.getLogger("jax._src.xla_bridge").setLevel(logging.ERROR)
+
+import jax  # noqa: E402
+
+jax.config.update("jax_enable_x64", True)
+
+from initcheck.errors import InputError  # noqa: E402
+from initcheck.frameworks import scaling  # noqa: E402
+from initcheck.frameworks.base import Framework, Plan, Skip  # noqa: E402
+from initcheck.laws import Normal, TruncatedNormal, Uniform  # noqa: E402
+
+
+def jax_device(device: str):
+    """initcheck's ``cpu`` / ``cuda:N`` as a JAX device, or InputError."""
+    if device == "cpu":
+        return jax.devices("cpu")[0]
+    index = int(device.split(":")[1])
+    try:
+        gpus = jax.devices("gpu")
+    except RuntimeError:
+        gpus = []
+    if index >= len(gpus):
+        raise InputError(f"JAX {jax.__version__} cannot use {device}: it sees {len(gpus)} GPU(s)")
+    return gpus[index]
+
+
+def _call_text(name: str, args: tuple = (), kwargs: dict | None = None) -> str:
+    parts = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in (kwargs or {}).items()]
+    return f"jax.nn.initializers.{name}({', '.join(parts)})"
+
+
+class Jax(Framework):
+    name = "jax"
+    title = "JAX"
+
+    def version(self) -> str:
+        return jax.__version__
+
+    def check_device(self, device: str) -> None:
+        jax_device(device)
+
+    def plan(self, spec, layer, device, dtype):
+        shape = layer.shape("keras")
+        found = _initializer(spec, layer)
+        if isinstance(found, str):
+            return Skip(self.name, "jax.nn.initializers", found, device, dtype, shape)
+        api, initializer, law = found
+        target = jax_device(device)
+        sample = jax.jit(lambda key: initializer(key, shape, dtype))
+
+        def draw(seed: int):
+            with jax.default_device(target):
+                return sample(jax.random.key(seed % 2**32))
+
+        return Plan(self.name, api, law, shape, device, dtype, draw)
+
+
+def _initializer(spec, layer):
+    """(api text, initializer, law) or the reason to skip."""
+    init = jax.nn.initializers
+    if spec.uses_fans:
+        call = scaling.resolve(spec, normal_means="normal")
+        law = call.law(layer.fan_in, layer.fan_out)
+        if call.named:
+            name = f"{call.named}_{'uniform' if call.uniform else 'normal'}"
+            return _call_text(name), getattr(init, name)(), law
+        args = (call.scale, call.mode, call.distribution)
+        return _call_text("variance_scaling", args), init.variance_scaling(*args), law
+    if spec.scheme == "trunc-normal":
+        if spec.mean != 0.0:
+            return f"jax.nn.initializers.truncated_normal has mean 0; asked for mean {spec.mean:g}"
+        kwargs = {"stddev": spec.std, "lower": spec.low / spec.std, "upper": spec.high / spec.std}
+        law = TruncatedNormal(0.0, spec.std, spec.low, spec.high)
+        return _call_text("truncated_normal", (), kwargs), init.truncated_normal(**kwargs), law
+    if spec.scheme == "normal":
+        if spec.mean != 0.0:
+            return f"jax.nn.initializers.normal has mean 0; asked for mean {spec.mean:g}"
+        return _call_text("normal", (spec.std,)), init.normal(spec.std), Normal(0.0, spec.std)
+    if spec.scheme == "uniform":
+        if spec.low != 0.0 or not math.isfinite(spec.high):
+            return f"jax.nn.initializers.uniform draws from [0, scale); asked for [{spec.low:g}, {spec.high:g})"
+        return _call_text("uniform", (spec.high,)), init.uniform(spec.high), Uniform(0.0, spec.high)
+    raise AssertionError(spec.scheme)
