@@ -134,6 +134,16 @@ def check_support(law: Law, summary: Summary, dtype: np.dtype) -> CheckResult | 
     return CheckResult("support", excess, detail, passed=not problems)
 
 
+def check_constant(law: Law, summary: Summary) -> CheckResult:
+    """A degenerate law: every finite value must equal it exactly."""
+    equal = summary.count > 0 and summary.minimum == summary.maximum == law.mean
+    detail = f"all equal {law.mean:g}" if equal else (
+        f"values in [{summary.minimum:.6g}, {summary.maximum:.6g}], expected all {law.mean:g}"
+    )
+    spread = max(abs(summary.minimum - law.mean), abs(summary.maximum - law.mean)) if summary.count else math.nan
+    return CheckResult("constant", spread, detail, passed=equal)
+
+
 def check_mean(law: Law, summary: Summary) -> CheckResult:
     n = summary.count
     shift = (summary.mean - law.mean) / law.std  # in sigmas of the law
@@ -186,6 +196,8 @@ def check_ks(law: Law, summary: Summary) -> CheckResult:
 def evaluate(law: Law, summary: Summary, dtype: np.dtype) -> list[CheckResult]:
     """Every check of one row, with p-values but no verdict yet (see apply_holm)."""
     checks = [check_finite(summary)]
+    if law.variance == 0.0:
+        return checks + [check_constant(law, summary)]
     support = check_support(law, summary, np.dtype(dtype))
     if support is not None:
         checks.append(support)

@@ -17,14 +17,21 @@ import sys
 from dataclasses import dataclass
 
 import click
-from rich.console import Console
 
 import initcheck
 from initcheck import frameworks as registry
 from initcheck.errors import InputError
-from initcheck.frameworks.base import DTYPES, parse_device
+from initcheck.frameworks.base import DTYPES, Plan, parse_device
 from initcheck.layers import LAYOUTS, Layer, format_shape, parse_shape
-from initcheck.report import environment, exit_code, json_report, render_footer, render_table, write_json
+from initcheck.report import (
+    environment,
+    exit_code,
+    json_report,
+    make_console,
+    render_footer,
+    render_table,
+    write_json,
+)
 from initcheck.runner import Row, run
 from initcheck.schemes import DISTRIBUTIONS, MODES, NONLINEARITIES, InitSpec
 
@@ -71,6 +78,7 @@ class Options:
     json_path: str | None
     quiet: bool
     progress: bool
+    reference: str
 
     def validated(self) -> Options:
         if not 0.0 < self.alpha < 1.0:
@@ -117,6 +125,9 @@ def common_options(command):
                      help="Write every row and check to this JSON file."),
         click.option("--quiet", "-q", is_flag=True, help="Print the table only when something failed."),
         click.option("--progress/--no-progress", default=True, help="Progress bar on stderr for long runs."),
+        click.option("--reference", type=click.Choice(["documented", "paper"]), default="documented",
+                     show_default=True,
+                     help="Check each framework against the law its API documents, or the paper's law."),
     ]
 
     @functools.wraps(command)
@@ -135,9 +146,7 @@ def execute(rows: list[Row], opts: Options, frameworks: list, title: str) -> int
     results = run(rows, samples, opts.seed, opts.alpha, show_progress=opts.progress)
     code = exit_code(results)
     if code or not opts.quiet:
-        console = Console()
-        if not console.is_terminal:  # logs and pipes: no reason to squeeze the table into 80 columns
-            console = Console(width=160)
+        console = make_console()
         render_table(results, console, title)
         render_footer(results, opts.alpha, console)
     if opts.json_path:
@@ -152,12 +161,16 @@ def check_scheme(specs: list[InitSpec], opts: Options) -> int:
     frameworks = registry.resolve(opts.framework)
     for framework in frameworks:
         framework.check_device(device)
-    rows = [
-        Row(spec.describe(), layer.describe(), framework.plan(spec, layer, device, opts.dtype))
-        for spec in specs
-        for layer in layers
-        for framework in frameworks
-    ]
+    rows = []
+    for spec in specs:
+        for layer in layers:
+            for framework in frameworks:
+                plan = framework.plan(spec, layer, device, opts.dtype)
+                label = spec.describe()
+                if opts.reference == "paper" and isinstance(plan, Plan):
+                    plan.law = spec.law(layer.fan_in, layer.fan_out)
+                    label += "\n(against the paper's law)"
+                rows.append(Row(label, layer.describe(), plan))
     title = f"initcheck {initcheck.__version__}: {', '.join(dict.fromkeys(s.describe() for s in specs))}"
     return execute(rows, opts, frameworks, title)
 
@@ -214,6 +227,19 @@ def lecun(opts, dist):
     return check_scheme(specs, opts)
 
 
+@cli.command("variance-scaling")
+@click.option("--scale", type=float, default=1.0, show_default=True, help="variance = scale / n.")
+@click.option("--mode", default="fan_in", show_default=True, help=f"One of {', '.join(MODES)}.")
+@click.option("--distribution", "--dist", "dist", default="truncated-normal", show_default=True,
+              help="truncated-normal, normal or uniform; passed to each framework by name, so "
+                   "'normal' shows Keras' truncated alias beside JAX's plain normal.")
+@common_options
+def variance_scaling(opts, scale, mode, dist):
+    """The general rule: variance = scale / n, n from the mode (Keras, JAX)."""
+    specs = [InitSpec("variance-scaling", d, scale=scale, mode=mode) for d in parse_list(dist, DISTRIBUTIONS, "--distribution")]
+    return check_scheme(specs, opts)
+
+
 @cli.command("trunc-normal")
 @click.option("--std", type=float, default=1.0, show_default=True, help="Std of the underlying normal.")
 @click.option("--mean", type=float, default=0.0, show_default=True)
@@ -224,6 +250,73 @@ def trunc_normal(opts, std, mean, low, high):
     """Truncated normal N(mean, std) cut at absolute bounds (PyTorch's trunc_normal_)."""
     spec = InitSpec("trunc-normal", mean=mean, std=std, low=low, high=high)
     return check_scheme([spec], opts)
+
+
+#: Layers of `initcheck defaults` when none is given: a dense 784 -> 256 and a 64 -> 128 3x3 conv.
+DEFAULT_LAYERS = (Layer.dense(784, 256), Layer(64, 128, (3, 3)))
+
+
+@cli.command()
+@common_options
+def defaults(opts):
+    """What the layers do when the user does nothing: PyTorch nn.Linear/nn.ConvNd,
+    Keras Dense/ConvND and Flax Dense/Conv, built for real and their weight and
+    bias sampled (default layers: dense 784->256 and conv 64->128 3x3)."""
+    has_layers = opts.shapes or opts.fan_in is not None or opts.fan_out is not None
+    layers = opts.layers(required=True) if has_layers else list(DEFAULT_LAYERS)
+    device = parse_device(opts.device)
+    frameworks = [f for f in registry.resolve(opts.framework) if f.name != "reference"]
+    for framework in frameworks:
+        framework.check_device(device)
+    rows = [
+        Row(f"default {parameter}", layer.describe(), plan)
+        for layer in layers
+        for framework in frameworks
+        for parameter, plan in framework.default_rows(layer, device, opts.dtype)
+    ]
+    if not rows:
+        raise InputError("no framework with layers was selected")
+    return execute(rows, opts, frameworks, f"initcheck {initcheck.__version__}: layer defaults")
+
+
+@cli.command()
+@click.option("--shape", "shapes", multiple=True, help="Weight shape (repeatable).")
+@click.option("--layout", type=click.Choice(LAYOUTS), default="torch", show_default=True)
+@click.option("--fan-in", type=int, help="Dense layer input size.")
+@click.option("--fan-out", type=int, help="Dense layer output size.")
+@click.option("--framework", "-f", help="Comma list (default: every installed one).")
+def fans(shapes, layout, fan_in, fan_out, framework):
+    """Print fan_in and fan_out as each framework computes them."""
+    from initcheck.info import fans_table
+
+    layers = []
+    if fan_in is not None or fan_out is not None:
+        layers.append(Layer.dense(fan_in, fan_out))
+    layers += [Layer.from_shape(parse_shape(text), layout) for text in shapes]
+    if not layers:
+        raise InputError("give --shape (repeatable) or --fan-in and --fan-out")
+    make_console().print(fans_table(layers, registry.resolve(framework)))
+    return 0
+
+
+@cli.command()
+@click.option("--a", "slopes", type=float, multiple=True, help="Also show leaky_relu with this slope.")
+def gains(slopes):
+    """Print every nonlinearity's gain beside torch's calculate_gain and the Keras/JAX scale."""
+    from initcheck.info import gains_table
+
+    table, _ = gains_table(slopes)
+    make_console().print(table)
+    return 0
+
+
+@cli.command()
+def env():
+    """Print Python, initcheck and every framework's version and devices."""
+    from initcheck.info import environment_table
+
+    make_console().print(environment_table())
+    return 0
 
 
 EXPECTATIONS = ("xavier", "kaiming", "lecun", "normal", "uniform", "trunc-normal")

@@ -160,6 +160,42 @@ class Uniform(Law):
         return f"U({_fmt(self.low)}, {_fmt(self.high)})"
 
 
+@dataclass(frozen=True)
+class Constant(Law):
+    """Every value equal to ``value`` (a zero-initialized bias, say)."""
+
+    value: float
+    family = "constant"
+
+    @property
+    def mean(self) -> float:
+        return self.value
+
+    @property
+    def variance(self) -> float:
+        return 0.0
+
+    @property
+    def fourth_moment(self) -> float:
+        return 0.0
+
+    @property
+    def support(self) -> tuple[float, float]:
+        return self.value, self.value
+
+    def cdf(self, x):
+        return (np.asarray(x, dtype=np.float64) >= self.value).astype(np.float64)
+
+    def sample(self, rng, size):
+        return np.full(size, self.value, dtype=np.float64)
+
+    def grid(self) -> tuple[float, float]:
+        return self.value - 1.0, self.value + 1.0
+
+    def describe(self) -> str:
+        return f"constant {_fmt(self.value)}"
+
+
 def _normal_mass(a, b):
     """P(a < Z < b) for a standard normal Z, accurate in either tail."""
     a = np.asarray(a, dtype=np.float64)

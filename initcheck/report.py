@@ -23,6 +23,12 @@ REPORT_SCHEMA = "initcheck-report/1"
 _VERDICT_STYLE = {"PASS": "bold green", "WARN": "bold yellow", "FAIL": "bold red", "SKIP": "dim"}
 
 
+def make_console() -> Console:
+    """stdout console; logs and pipes get 160 columns rather than rich's 80."""
+    console = Console()
+    return console if console.is_terminal else Console(width=160)
+
+
 def exit_code(results: list[RowResult]) -> int:
     return 1 if any(r.verdict == "FAIL" for r in results) else 0
 
@@ -34,9 +40,13 @@ def _mark(passed: bool | None) -> str:
 def _cells(result: RowResult) -> list:
     """The statistics columns of one row, each flagged when its check failed."""
     summary = result.summary
-    if summary is None or summary.count < 2:
+    if summary is None:
         return ["", "", "", "", ""]
     n = f"{summary.total:,}"
+    bounds = f"[{summary.minimum:.3g}, {summary.maximum:.3g}]" if summary.count else "no finite value"
+    if result.check("mean") is None:  # a constant law, or too few finite values
+        failed = [c for c in result.checks if not c.passed]
+        return [n, "", "", bounds + (" ✗" if failed else ""), ""]
     mean = result.check("mean")
     variance = result.check("variance")
     ks = result.check("ks")
@@ -45,7 +55,6 @@ def _cells(result: RowResult) -> list:
     mean_text = f"{summary.mean:.3g}\nz={mean.statistic:+.1f}{_mark(mean.passed)}"
     relative = summary.std / result.law.std - 1.0
     std_text = f"{summary.std:.4g} ({relative * 100:+.2f}%)\nz={variance.statistic:+.1f}{_mark(variance.passed)}"
-    bounds = f"[{summary.minimum:.3g}, {summary.maximum:.3g}]"
     if support is not None:
         bounds += _mark(support.passed)
     if finite.statistic:

@@ -118,13 +118,17 @@ class _Progress:
         if self.bar is None:
             if time.perf_counter() - self.started < 1.0:
                 return
+            console = Console(stderr=True)
+            if not console.is_terminal:  # logs get the table, not a bar's leftovers
+                self.enabled = False
+                return
             self.bar = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
                 _RateColumn(),
                 TimeRemainingColumn(),
-                console=Console(stderr=True),
+                console=console,
                 transient=True,
             )
             self.bar.start()
@@ -136,10 +140,15 @@ class _Progress:
             self.bar.stop()
 
 
+def _draw_count(plan: Plan, samples: int) -> int:
+    wanted = samples if plan.samples is None else min(samples, plan.samples)
+    return max(1, math.ceil(wanted / math.prod(plan.shape)))
+
+
 def sample_row(plan: Plan, samples: int, seed: int, progress: _Progress, label: str) -> Summary:
     """Draw and fold until at least ``samples`` values; returns the row's summary."""
     size = math.prod(plan.shape)
-    draws = max(1, math.ceil(samples / size))
+    draws = _draw_count(plan, samples)
     reducer = None
     pending = None
     with ThreadPoolExecutor(max_workers=1) as folder:
@@ -160,7 +169,7 @@ def sample_row(plan: Plan, samples: int, seed: int, progress: _Progress, label: 
 def run(rows: list[Row], samples: int, seed: int, alpha: float, show_progress: bool = True) -> list[RowResult]:
     """Sample every runnable row, then check all of them under one Holm family."""
     plans = [r.plan for r in rows if isinstance(r.plan, Plan)]
-    total = sum(max(1, math.ceil(samples / math.prod(p.shape))) * math.prod(p.shape) for p in plans)
+    total = sum(_draw_count(p, samples) * math.prod(p.shape) for p in plans)
     progress = _Progress(total, show_progress)
     results = []
     try:

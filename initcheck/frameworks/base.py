@@ -67,6 +67,9 @@ class Plan:
     device: str
     dtype: str
     draw: Callable[[int], Any]
+    #: Values to draw, when not the command's --samples (a bias row whose every
+    #: draw builds a whole layer is given fewer).
+    samples: int | None = None
 
     @property
     def key(self) -> str:
@@ -103,3 +106,20 @@ class Framework:
 
     def plan(self, spec, layer, device: str, dtype: str) -> Plan | Skip:
         raise NotImplementedError
+
+    def fans(self, layer) -> tuple[int, int]:
+        """(fan_in, fan_out) of the layer's weight as the framework itself computes them."""
+        raise NotImplementedError
+
+    def devices(self) -> list[str]:
+        """The devices the framework sees, in its own words."""
+        raise NotImplementedError
+
+    def default_rows(self, layer, device: str, dtype: str) -> list[tuple[str, Plan | Skip]]:
+        """(parameter, plan) for what the framework's own layer does when the user
+        does nothing: its weight (kernel) and bias, sampled from a real layer."""
+        return []
+
+
+#: Values drawn for a bias row: every draw builds a whole layer for one small vector.
+BIAS_SAMPLES = 200_000

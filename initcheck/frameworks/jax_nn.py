@@ -29,7 +29,8 @@ jax.config.update("jax_enable_x64", True)
 from initcheck.errors import InputError  # noqa: E402
 from initcheck.frameworks import scaling  # noqa: E402
 from initcheck.frameworks.base import Framework, Plan, Skip  # noqa: E402
-from initcheck.laws import Normal, TruncatedNormal, Uniform  # noqa: E402
+from initcheck.laws import Constant, Normal, TruncatedNormal, Uniform  # noqa: E402
+from initcheck.schemes import variance_scaling  # noqa: E402
 
 
 def jax_device(device: str):
@@ -60,6 +61,48 @@ class Jax(Framework):
 
     def check_device(self, device: str) -> None:
         jax_device(device)
+
+    def fans(self, layer):
+        from jax._src.nn.initializers import _compute_fans
+
+        fan_in, fan_out = _compute_fans(layer.shape("keras"))
+        return int(fan_in), int(fan_out)
+
+    def devices(self):
+        return [f"{d.platform}:{d.id} ({d.device_kind})" for d in jax.devices()]
+
+    def default_rows(self, layer, device, dtype):
+        """Flax linen Dense / Conv: kernel lecun_normal (the truncated normal), bias zeros."""
+        import importlib.util
+
+        if importlib.util.find_spec("flax") is None:
+            return [("kernel", Skip("flax", "flax.linen", "flax is not installed (pip install flax)"))]
+        import flax.linen as nn
+        import jax.numpy as jnp
+
+        if layer.kernel:
+            module = nn.Conv(layer.out_features, layer.kernel, padding="VALID", dtype=dtype, param_dtype=dtype)
+            call = f"flax.linen.Conv({layer.out_features}, {layer.kernel})"
+            example = jnp.ones((1, *layer.kernel, layer.in_features), dtype)
+        else:
+            module = nn.Dense(layer.out_features, dtype=dtype, param_dtype=dtype)
+            call = f"flax.linen.Dense({layer.out_features})"
+            example = jnp.ones((1, layer.in_features), dtype)
+        target = jax_device(device)
+        init = jax.jit(module.init)
+
+        def parameter(name):
+            def draw(seed: int):
+                with jax.default_device(target):
+                    return init(jax.random.key(seed % 2**32), example)["params"][name]
+
+            return draw
+
+        law = variance_scaling(1.0, "fan_in", "truncated-normal", layer.fan_in, layer.fan_out)
+        kernel = Plan("flax", f"{call}.kernel", law, layer.shape("keras"), device, dtype, parameter("kernel"))
+        bias = Plan("flax", f"{call}.bias", Constant(0.0), (layer.out_features,), device, dtype, parameter("bias"),
+                    samples=10 * layer.out_features)
+        return [("kernel", kernel), ("bias", bias)]
 
     def plan(self, spec, layer, device, dtype):
         shape = layer.shape("keras")

@@ -19,8 +19,8 @@ import math
 import torch
 
 from initcheck.errors import InputError
-from initcheck.frameworks.base import Framework, Plan, Skip
-from initcheck.laws import Law
+from initcheck.frameworks.base import BIAS_SAMPLES, Framework, Plan, Skip
+from initcheck.laws import Law, Uniform
 from initcheck.summary import HIST_BINS, Summary
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -43,6 +43,41 @@ class PyTorch(Framework):
             raise InputError(
                 f"PyTorch cannot use {device}: it sees {torch.cuda.device_count()} CUDA device(s)"
             )
+
+    def fans(self, layer):
+        weight = torch.empty(layer.shape("torch"), device="meta")
+        return torch.nn.init._calculate_fan_in_and_fan_out(weight)
+
+    def devices(self):
+        cuda = [f"cuda:{i} ({torch.cuda.get_device_name(i)})" for i in range(torch.cuda.device_count())]
+        return ["cpu", *cuda]
+
+    def default_rows(self, layer, device, dtype):
+        """nn.Linear / nn.ConvNd: weight and bias both U(+-1/sqrt(fan_in)), from
+        kaiming_uniform_ with a = sqrt(5) (gain sqrt(1/3)) and the bias rule."""
+        if len(layer.kernel) > 3:
+            return [("weight", Skip(self.name, "torch.nn", f"torch.nn has no {len(layer.kernel)}-d convolution"))]
+        if layer.kernel:
+            module = getattr(torch.nn, f"Conv{len(layer.kernel)}d")
+            args = (layer.in_features, layer.out_features, layer.kernel)
+        else:
+            module, args = torch.nn.Linear, (layer.in_features, layer.out_features)
+        call = f"torch.nn.{module.__name__}({', '.join(map(str, args))})"
+        bound = 1.0 / math.sqrt(layer.fan_in)
+        law = Uniform(-bound, bound)
+        torch_dtype = _DTYPES[dtype]
+
+        def parameter(name):
+            def draw(seed: int) -> torch.Tensor:
+                torch.manual_seed(seed)  # layers take no generator: the global one is what they use
+                return getattr(module(*args, device=device, dtype=torch_dtype), name).detach()
+
+            return draw
+
+        weight = Plan(self.name, f"{call}.weight", law, layer.shape("torch"), device, dtype, parameter("weight"))
+        bias = Plan(self.name, f"{call}.bias", law, (layer.out_features,), device, dtype, parameter("bias"),
+                    samples=BIAS_SAMPLES)
+        return [("weight", weight), ("bias", bias)]
 
     def plan(self, spec, layer, device, dtype):
         shape = layer.shape("torch")

@@ -22,6 +22,12 @@ class Reference(Framework):
     def check_device(self, device: str) -> None:
         return None  # always samples on the CPU
 
+    def fans(self, layer):
+        return layer.fan_in, layer.fan_out
+
+    def devices(self):
+        return ["cpu"]
+
     def plan(self, spec, layer, device, dtype):
         law = spec.law(layer.fan_in, layer.fan_out)
         return law_plan(self.name, law, layer.shape("torch"), dtype)

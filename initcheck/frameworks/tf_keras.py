@@ -25,7 +25,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 from initcheck.errors import InputError  # noqa: E402
 from initcheck.frameworks import scaling  # noqa: E402
-from initcheck.frameworks.base import Framework, Plan, Skip, native_stderr_silenced  # noqa: E402
+from initcheck.frameworks.base import BIAS_SAMPLES, Framework, Plan, Skip, native_stderr_silenced  # noqa: E402
 
 with native_stderr_silenced():
     import tensorflow as tf
@@ -33,7 +33,7 @@ with native_stderr_silenced():
 
 tf.get_logger().setLevel("ERROR")
 
-from initcheck.laws import TruncatedNormal  # noqa: E402
+from initcheck.laws import Constant, TruncatedNormal, Uniform  # noqa: E402
 
 _CLASS = {"glorot": "Glorot", "he": "He", "lecun": "Lecun"}
 
@@ -61,6 +61,43 @@ class Keras(Framework):
         index = int(device.split(":")[1])
         if index >= len(gpus):
             raise InputError(f"Keras/TensorFlow {tf.__version__} cannot use {device}: it sees {len(gpus)} GPU(s)")
+
+    def fans(self, layer):
+        from keras.src.initializers.random_initializers import compute_fans
+
+        return compute_fans(layer.shape("keras"))
+
+    def devices(self):
+        return [f"{d.device_type}:{d.name.rsplit(':', 1)[-1]}" for d in tf.config.list_physical_devices()]
+
+    def default_rows(self, layer, device, dtype):
+        """Dense / ConvND: kernel GlorotUniform, U(+-sqrt(6 / (fan_in + fan_out))); bias zeros."""
+        if len(layer.kernel) > 3:
+            return [("kernel", Skip(self.name, "keras.layers", f"keras.layers has no {len(layer.kernel)}-d convolution"))]
+        if layer.kernel:
+            name = f"Conv{len(layer.kernel)}D"
+            args = (layer.out_features, layer.kernel)
+            input_shape = (None, *([None] * len(layer.kernel)), layer.in_features)
+        else:
+            name, args, input_shape = "Dense", (layer.out_features,), (None, layer.in_features)
+        call = f"keras.layers.{name}({', '.join(map(str, args))})"
+        bound = math.sqrt(6.0 / (layer.fan_in + layer.fan_out))
+
+        def parameter(attribute):
+            def draw(seed: int):
+                keras.utils.set_random_seed(seed % (2**31 - 1))  # unseeded layers draw from the global seed
+                with tf.device(tf_device(device)):
+                    built = getattr(keras.layers, name)(*args, dtype=dtype)
+                    built.build(input_shape)
+                    return tf.convert_to_tensor(getattr(built, attribute))
+
+            return draw
+
+        kernel = Plan(self.name, f"{call}.kernel", Uniform(-bound, bound), layer.shape("keras"), device, dtype,
+                      parameter("kernel"))
+        bias = Plan(self.name, f"{call}.bias", Constant(0.0), (layer.out_features,), device, dtype,
+                    parameter("bias"), samples=10 * layer.out_features)
+        return [("kernel", kernel), ("bias", bias)]
 
     def plan(self, spec, layer, device, dtype):
         shape = layer.shape("keras")
