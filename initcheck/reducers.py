@@ -35,7 +35,15 @@ def as_host_array(x) -> np.ndarray:
 
 
 class HostReducer:
-    """Streaming statistics of host arrays, one pass of ``_kernels.fold`` per draw."""
+    """Streaming statistics of host arrays, one pass of ``_kernels.fold`` per draw.
+
+    The kernel counts cells in an int32 histogram (half the cache footprint of
+    int64, which is what the scattered adds cost); it is moved into the int64
+    summary before any cell could reach 2^31.
+    """
+
+    #: Values the int32 cells may take in before they are moved to the int64 summary.
+    flush_every = np.iinfo(np.int32).max
 
     def __init__(self, law: Law, bins: int = HIST_BINS):
         lo, hi = law.grid()
@@ -43,15 +51,28 @@ class HostReducer:
         self._scale = bins / (hi - lo)
         self._extremes = np.array([math.inf, -math.inf])
         self._counts = np.zeros(4, dtype=np.int64)  # finite, NaN, +Inf, -Inf
+        self._cells = np.zeros(bins + 2, dtype=np.int32)
+        self._unflushed = 0
 
     def fold(self, x) -> None:
         x = as_host_array(x)
         if x.dtype not in (np.float32, np.float64):
             x = x.astype(np.float64)
         s = self._summary
-        _kernels.fold(x, s.ref, s.lo, self._scale, s.bins, s.sums, self._extremes, self._counts, s.hist)
+        for start in range(0, x.size, self.flush_every):
+            part = x[start : start + self.flush_every]
+            if self._unflushed + part.size > self.flush_every:
+                self._flush()
+            _kernels.fold(part, s.ref, s.lo, self._scale, s.bins, s.sums, self._extremes, self._counts, self._cells)
+            self._unflushed += part.size
+
+    def _flush(self) -> None:
+        self._summary.hist += self._cells
+        self._cells[:] = 0
+        self._unflushed = 0
 
     def summary(self) -> Summary:
+        self._flush()
         s = self._summary
         s.count, s.nan, s.posinf, s.neginf = (int(c) for c in self._counts)
         s.minimum, s.maximum = float(self._extremes[0]), float(self._extremes[1])

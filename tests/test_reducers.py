@@ -134,3 +134,14 @@ def test_host_reducer_accepts_integers_and_noncontiguous_arrays():
     s = reducer.summary()
     assert s.count == 20 and s.maximum == 18.0
     assert math.isclose(s.mean, (45 + 90) / 20)
+
+
+def test_int32_cells_are_flushed_before_they_can_overflow(monkeypatch):
+    """The kernel counts in int32; the reducer must move counts to int64 in time."""
+    monkeypatch.setattr(HostReducer, "flush_every", 1000)
+    arrays = draws(np.float32, count=5, size=2_500)  # each draw is split, and flushes happen between draws
+    reducer = HostReducer(LAW, bins=BINS)
+    for x in arrays:
+        reducer.fold(x)
+    assert reducer._unflushed <= 1000
+    assert_matches(reducer.summary(), exact_statistics(arrays, LAW, BINS))
