@@ -57,7 +57,7 @@ def resolve(spec, normal_means: str) -> ScalingCall:
     """The call for a fan-based spec; ``normal_means`` is what the framework's
     general API does with ``distribution="normal"`` ("truncated-normal" in Keras,
     "normal" in JAX)."""
-    scale = spec.effective_gain**2
+    scale = round(spec.effective_gain**2, 12)  # sqrt(2)**2 prints as 2.0, as the user would write it
     mode = spec.effective_mode
     if spec.scheme == "variance-scaling":
         literal = spec.dist.replace("-", "_")
