@@ -7,7 +7,17 @@ setup(
         Extension(
             "initcheck._kernels",
             sources=["initcheck/_kernels.c"],
-            extra_compile_args=["-O3", "-fno-math-errno", "-fno-trapping-math", "-fno-signed-zeros", "-fassociative-math"],
+            extra_compile_args=[
+                "-O3",
+                # reassociation lets the power sums vectorize; no -ffast-math, which
+                # would assume away the NaN and Inf the kernel must count
+                "-fno-math-errno",
+                "-fno-trapping-math",
+                "-fno-signed-zeros",
+                "-fassociative-math",
+                # the cell rule must round exactly as grid.py and the torch reducer do
+                "-ffp-contract=off",
+            ],
         )
     ]
 )

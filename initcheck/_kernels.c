@@ -1,16 +1,19 @@
 /*
  * initcheck._kernels: fold one draw into running statistics, in one pass.
  *
- * fold(x, ref, lo, scale, bins, sums, extremes, counts, hist)
+ * fold(x, ref, lo, segment_scale, cum, slope, sums, extremes, counts, hist)
  *
  *   x         contiguous float32 or float64 buffer (the draw, any shape)
  *   ref       reference point of the power sums (the law's mean)
- *   lo, scale histogram grid: t = (x - lo) * scale; cell 0 when t < 0,
- *             bins + 1 when t >= bins, else floor(t) + 1
+ *   lo, segment_scale, cum (float64[S + 1]), slope (float64[S]):
+ *             the grid of initcheck/grid.py.  t = (x - lo) * segment_scale;
+ *             cell 0 when t < 0, cells + 1 when t >= S, else with j = floor(t)
+ *             floor(cum[j] + (t - j) * slope[j]) + 1, at most cells
+ *             (cells = cum[S], the histogram has cells + 2 entries)
  *   sums      float64[4], += sum (x - ref)^k for k = 1..4 over finite x
  *   extremes  float64[2], min and max of the finite x (updated)
  *   counts    int64[4],  += finite, NaN, +Inf, -Inf counts
- *   hist      int32[bins + 2], += cell counts of the finite x (the caller
+ *   hist      int32[cells + 2], += cell counts of the finite x (the caller
  *             moves them to int64 before any cell can reach 2^31; half the
  *             cache footprint of int64 makes the scattered adds much cheaper)
  *
@@ -24,6 +27,13 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+
+typedef struct {
+    double lo, scale;          /* t = (x - lo) * scale */
+    const double *cum, *slope; /* cum[segments + 1], slope[segments] */
+    Py_ssize_t segments;
+    int64_t cells;
+} grid;
 
 typedef struct {
     double s[4];
@@ -46,21 +56,44 @@ typedef struct {
         a->finite += n;                                                                 \
     }
 
-/* Histogram cells and extremes (the compares hide behind the scattered adds);
- * skip_nonfinite is set only on the careful path. */
-#define HISTOGRAM(T)                                                                    \
-    static void histogram_##T(const T *restrict p, Py_ssize_t n, double lo, double scale, \
-                              double top, int32_t *restrict h, int skip_nonfinite,      \
-                              accum *a) {                                               \
-        const int64_t last = (int64_t)top + 1;                                          \
-        double low = a->low, high = a->high;                                            \
+/* Cell indices of a block, in a loop the compiler vectorizes (gathers from the
+ * small cum/slope tables), with an AVX2 clone picked at run time. */
+#define BLOCK 2048
+#define CELLS(T)                                                                        \
+    __attribute__((target_clones("avx2", "default")))                                  \
+    static void cells_##T(const T *restrict p, Py_ssize_t n, const grid *g,             \
+                          int32_t *restrict out) {                                      \
+        const double segments = (double)g->segments, lo = g->lo, scale = g->scale;      \
+        const double *restrict cum = g->cum, *restrict slope = g->slope;                \
+        const int32_t cells = (int32_t)g->cells;                                        \
         for (Py_ssize_t i = 0; i < n; i++) {                                            \
-            double v = (double)p[i];                                                    \
-            if (skip_nonfinite && !isfinite(v)) continue;                               \
-            low = v < low ? v : low;                                                    \
-            high = v > high ? v : high;                                                 \
-            double t = (v - lo) * scale;                                                \
-            h[t < 0.0 ? 0 : (t >= top ? last : (int64_t)t + 1)]++;                      \
+            double t = ((double)p[i] - lo) * scale;                                     \
+            double tc = t < 0.0 ? 0.0 : (t < segments ? t : 0.0);                      \
+            int32_t j = (int32_t)tc;                                                    \
+            int32_t k = (int32_t)(cum[j] + (tc - (double)j) * slope[j]);                \
+            k = (k < cells ? k : cells - 1) + 1;                                        \
+            out[i] = t < 0.0 ? 0 : (t >= segments ? cells + 1 : k);                     \
+        }                                                                               \
+    }
+
+/* Histogram cells and extremes; skip_nonfinite is set only on the careful path,
+ * where non-finite values get cell -1 and are not counted. */
+#define HISTOGRAM(T)                                                                    \
+    static void histogram_##T(const T *restrict p, Py_ssize_t n, const grid *g,         \
+                              int32_t *restrict h, int skip_nonfinite, accum *a) {      \
+        int32_t index[BLOCK];                                                           \
+        double low = a->low, high = a->high;                                            \
+        for (Py_ssize_t start = 0; start < n; start += BLOCK) {                         \
+            Py_ssize_t m = n - start < BLOCK ? n - start : BLOCK;                       \
+            const T *q = p + start;                                                     \
+            cells_##T(q, m, g, index);                                                  \
+            for (Py_ssize_t i = 0; i < m; i++) {                                        \
+                double v = (double)q[i];                                                \
+                if (skip_nonfinite && !isfinite(v)) continue;                           \
+                low = v < low ? v : low;                                                \
+                high = v > high ? v : high;                                             \
+                h[index[i]]++;                                                          \
+            }                                                                           \
         }                                                                               \
         a->low = low; a->high = high;                                                   \
     }
@@ -84,6 +117,8 @@ typedef struct {
 
 MOMENTS(float)
 MOMENTS(double)
+CELLS(float)
+CELLS(double)
 HISTOGRAM(float)
 HISTOGRAM(double)
 CAREFUL(float)
@@ -99,7 +134,7 @@ CAREFUL(double)
             a = first;                                                                  \
             careful_##T(p, n, ref, &a);                                                 \
         }                                                                               \
-        histogram_##T(p, n, lo, scale, top, h, poisoned, &a);                           \
+        histogram_##T(p, n, &g, h, poisoned, &a);                                       \
     } while (0)
 
 static int get_buffer(PyObject *obj, Py_buffer *view, int writable, const char *name) {
@@ -127,20 +162,26 @@ static int check_format(Py_buffer *view, const char *want, Py_ssize_t min_items,
 }
 
 static PyObject *fold(PyObject *self, PyObject *args) {
-    PyObject *xo, *so, *eo, *co, *ho;
+    PyObject *xo, *cumo, *slopeo, *so, *eo, *co, *ho;
     double ref, lo, scale;
-    Py_ssize_t bins;
-    if (!PyArg_ParseTuple(args, "OdddnOOOO", &xo, &ref, &lo, &scale, &bins, &so, &eo, &co, &ho))
+    if (!PyArg_ParseTuple(args, "OdddOOOOOO", &xo, &ref, &lo, &scale, &cumo, &slopeo, &so, &eo, &co, &ho))
         return NULL;
-    Py_buffer x, s, e, c, hv;
+    Py_buffer x, cb, sb, s, e, c, hv;
     if (get_buffer(xo, &x, 0, "x") < 0) return NULL;
-    if (get_buffer(so, &s, 1, "sums") < 0) goto fail_x;
+    if (get_buffer(cumo, &cb, 0, "cum") < 0) goto fail_x;
+    if (get_buffer(slopeo, &sb, 0, "slope") < 0) goto fail_cb;
+    if (get_buffer(so, &s, 1, "sums") < 0) goto fail_sb;
     if (get_buffer(eo, &e, 1, "extremes") < 0) goto fail_s;
     if (get_buffer(co, &c, 1, "counts") < 0) goto fail_e;
     if (get_buffer(ho, &hv, 1, "hist") < 0) goto fail_c;
-    if (check_format(&s, "d", 4, "sums") < 0 || check_format(&e, "d", 2, "extremes") < 0 ||
-        check_format(&c, "q", 4, "counts") < 0 || check_format(&hv, "i", bins + 2, "hist") < 0)
+    Py_ssize_t segments = sb.len / (Py_ssize_t)sizeof(double);
+    if (check_format(&sb, "d", 1, "slope") < 0 || check_format(&cb, "d", segments + 1, "cum") < 0 ||
+        check_format(&s, "d", 4, "sums") < 0 || check_format(&e, "d", 2, "extremes") < 0 ||
+        check_format(&c, "q", 4, "counts") < 0)
         goto fail_all;
+    grid g = {lo, scale, (const double *)cb.buf, (const double *)sb.buf, segments,
+              (int64_t)((const double *)cb.buf)[segments]};
+    if (check_format(&hv, "i", g.cells + 2, "hist") < 0) goto fail_all;
     const char *xf = x.format ? x.format : "B";
     if (xf[0] == '<' || xf[0] == '=' || xf[0] == '@') xf++;
     int is_double = strcmp(xf, "d") == 0;
@@ -153,7 +194,6 @@ static PyObject *fold(PyObject *self, PyObject *args) {
     double *sums = (double *)s.buf, *extremes = (double *)e.buf;
     int64_t *counts = (int64_t *)c.buf;
     int32_t *h = (int32_t *)hv.buf;
-    double top = (double)bins;
     accum a;
     memset(&a, 0, sizeof a);
     a.low = extremes[0];
@@ -176,6 +216,8 @@ static PyObject *fold(PyObject *self, PyObject *args) {
     PyBuffer_Release(&c);
     PyBuffer_Release(&e);
     PyBuffer_Release(&s);
+    PyBuffer_Release(&sb);
+    PyBuffer_Release(&cb);
     PyBuffer_Release(&x);
     Py_RETURN_NONE;
 
@@ -187,13 +229,17 @@ fail_e:
     PyBuffer_Release(&e);
 fail_s:
     PyBuffer_Release(&s);
+fail_sb:
+    PyBuffer_Release(&sb);
+fail_cb:
+    PyBuffer_Release(&cb);
 fail_x:
     PyBuffer_Release(&x);
     return NULL;
 }
 
 static PyMethodDef methods[] = {
-    {"fold", fold, METH_VARARGS, "fold(x, ref, lo, scale, bins, sums, extremes, counts, hist): see the module source."},
+    {"fold", fold, METH_VARARGS, "fold(x, ref, lo, segment_scale, cum, slope, sums, extremes, counts, hist): see the module source."},
     {NULL, NULL, 0, NULL},
 };
 

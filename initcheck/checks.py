@@ -31,9 +31,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special
 
-from initcheck.laws import Law
+from initcheck.laws import Law, standard_normal_quantile
 from initcheck.summary import Summary
 
 #: Probability with which the power statements promise detection.
@@ -96,7 +95,7 @@ def _two_sided(z: float) -> float:
 
 def _z_critical(level: float) -> float:
     """z with P(|Z| > z) = level."""
-    return float(-special.ndtri(level / 2.0))
+    return -standard_normal_quantile(level / 2.0)
 
 
 def ks_critical(level: float, n: int) -> float:
@@ -174,7 +173,7 @@ class KSDistance:
 
 def ks_distance(law: Law, summary: Summary) -> KSDistance:
     n = summary.count
-    edges = summary.edges()
+    edges = summary.grid.edges()
     law_cdf = law.cdf(edges)
     sample_cdf = summary.counts_below_edges() / n
     gaps = np.abs(sample_cdf - law_cdf)
@@ -226,7 +225,7 @@ def apply_holm(checks: list[CheckResult], alpha: float) -> None:
 
 def annotate(checks: list[CheckResult], law: Law, n: int, bonferroni_level: float) -> None:
     """Fill in thresholds (at each check's Holm level) and power statements."""
-    beta_z = float(special.ndtri(POWER))
+    beta_z = standard_normal_quantile(POWER)
     for check in checks:
         if not check.statistical:
             continue

@@ -23,8 +23,9 @@ import math
 import numpy as np
 
 from initcheck import _kernels
+from initcheck.grid import Grid
 from initcheck.laws import Law
-from initcheck.summary import HIST_BINS, Summary
+from initcheck.summary import Summary
 
 
 def as_host_array(x) -> np.ndarray:
@@ -37,21 +38,21 @@ def as_host_array(x) -> np.ndarray:
 class HostReducer:
     """Streaming statistics of host arrays, one pass of ``_kernels.fold`` per draw.
 
-    The kernel counts cells in an int32 histogram (half the cache footprint of
-    int64, which is what the scattered adds cost); it is moved into the int64
-    summary before any cell could reach 2^31.
+    The kernel counts cells in an int32 histogram (what the scattered adds cost
+    is cache footprint); the counts move into the int64 summary before any cell
+    could reach 2^31.
     """
 
     #: Values the int32 cells may take in before they are moved to the int64 summary.
     flush_every = np.iinfo(np.int32).max
 
-    def __init__(self, law: Law, bins: int = HIST_BINS):
-        lo, hi = law.grid()
-        self._summary = Summary(ref=law.mean, lo=lo, hi=hi, bins=bins)
-        self._scale = bins / (hi - lo)
+    def __init__(self, law: Law, grid: Grid | None = None):
+        grid = grid or Grid.for_law(law)
+        self._summary = Summary(ref=law.mean, grid=grid)
+        self._slope = grid.slope
         self._extremes = np.array([math.inf, -math.inf])
         self._counts = np.zeros(4, dtype=np.int64)  # finite, NaN, +Inf, -Inf
-        self._cells = np.zeros(bins + 2, dtype=np.int32)
+        self._cells = np.zeros(grid.cells + 2, dtype=np.int32)
         self._unflushed = 0
 
     def fold(self, x) -> None:
@@ -63,7 +64,10 @@ class HostReducer:
             part = x[start : start + self.flush_every]
             if self._unflushed + part.size > self.flush_every:
                 self._flush()
-            _kernels.fold(part, s.ref, s.lo, self._scale, s.bins, s.sums, self._extremes, self._counts, self._cells)
+            g = s.grid
+            _kernels.fold(
+                part, s.ref, g.lo, g.segment_scale, g.cum, self._slope, s.sums, self._extremes, self._counts, self._cells
+            )
             self._unflushed += part.size
 
     def _flush(self) -> None:
@@ -79,10 +83,28 @@ class HostReducer:
         return s
 
 
-def reducer_for(sample, law: Law):
-    """The reducer for rows whose draws look like ``sample``."""
-    if type(sample).__module__.startswith("torch") and sample.device.type != "cpu":
-        from initcheck.frameworks.pytorch import TorchReducer
+def on_accelerator(sample) -> bool:
+    """Whether a draw lives on a GPU (PyTorch, JAX or TensorFlow), without importing any."""
+    module = type(sample).__module__
+    if module.startswith("torch"):
+        return sample.device.type != "cpu"
+    if module.startswith(("jax", "jaxlib")):
+        return any(device.platform != "cpu" for device in sample.devices())
+    if module.startswith("tensorflow"):
+        return "GPU" in sample.device.upper()
+    return False
 
-        return TorchReducer(law, device=sample.device)
+
+def reducer_for(sample, law: Law):
+    """The reducer for rows whose draws look like ``sample``: on the host for host
+    arrays; on the accelerator, through torch (DLPack, no copy), for GPU arrays of
+    any framework.  Without torch, GPU draws of JAX or TensorFlow are copied to
+    the host, which is correct but slower."""
+    if on_accelerator(sample):
+        import importlib.util
+
+        if importlib.util.find_spec("torch") is not None:
+            from initcheck.frameworks.pytorch import TorchReducer, as_torch
+
+            return TorchReducer(law, device=as_torch(sample).device)
     return HostReducer(law)

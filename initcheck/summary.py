@@ -10,15 +10,10 @@ the central moments follow without catastrophic cancellation:
 
     S_k = sum (x - ref)^k,  k = 1..4,  over the finite values only.
 
-The histogram has ``bins`` equal cells on the grid ``[lo, hi)`` plus an open
-cell on each side:
-
-    hist[0]          values in (-inf, lo)
-    hist[1..bins]    values in [lo + (k-1) w, lo + k w),  w = (hi - lo) / bins
-    hist[bins + 1]   values in [hi, inf)
-
-so ``cumsum(hist)[k]`` counts the values below the k-th edge exactly (up to the
-rounding of the bin index), which is all the Kolmogorov-Smirnov check needs.
+The histogram counts values in the cells of a :class:`~initcheck.grid.Grid`
+(cells of nearly equal mass under the law, plus an open cell on each side), so
+``cumsum(hist)[k]`` counts the values below the k-th cell edge, which is all
+the Kolmogorov-Smirnov check needs.
 """
 
 from __future__ import annotations
@@ -28,17 +23,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-#: Histogram cells on the law's grid; 2^20 cells keep the KS distance measured
-#: on the edges within a few 1e-6 of the true one.
-HIST_BINS = 2**20
+from initcheck.grid import Grid
 
 
 @dataclass
 class Summary:
     ref: float
-    lo: float
-    hi: float
-    bins: int = HIST_BINS
+    grid: Grid
     count: int = 0
     nan: int = 0
     posinf: int = 0
@@ -50,7 +41,7 @@ class Summary:
 
     def __post_init__(self):
         if self.hist is None:
-            self.hist = np.zeros(self.bins + 2, dtype=np.int64)
+            self.hist = np.zeros(self.grid.cells + 2, dtype=np.int64)
 
     @property
     def nonfinite(self) -> int:
@@ -87,22 +78,17 @@ class Summary:
     def std(self) -> float:
         return math.sqrt(max(self.variance, 0.0))
 
-    def edges(self) -> np.ndarray:
-        return np.linspace(self.lo, self.hi, self.bins + 1)
-
     def counts_below_edges(self) -> np.ndarray:
-        """Number of finite values below each of the ``bins + 1`` edges."""
-        return np.cumsum(self.hist)[: self.bins + 1]
+        """Number of finite values below each of the ``cells + 1`` grid edges."""
+        return np.cumsum(self.hist)[: self.grid.cells + 1]
 
     def merge(self, other: Summary) -> Summary:
         """The summary of both streams together (same law, same grid)."""
-        if (self.ref, self.lo, self.hi, self.bins) != (other.ref, other.lo, other.hi, other.bins):
+        if self.ref != other.ref or not self.grid.same(other.grid):
             raise ValueError("summaries over different grids cannot be merged")
         return Summary(
             ref=self.ref,
-            lo=self.lo,
-            hi=self.hi,
-            bins=self.bins,
+            grid=self.grid,
             count=self.count + other.count,
             nan=self.nan + other.nan,
             posinf=self.posinf + other.posinf,
@@ -114,7 +100,7 @@ class Summary:
         )
 
     def to_dict(self) -> dict:
-        """Plain numbers for reports (the histogram is left out: 2^20 cells)."""
+        """Plain numbers for reports (the histogram is left out)."""
         out = {
             "count": self.count,
             "nan": self.nan,
@@ -124,7 +110,7 @@ class Summary:
             "max": self.maximum if self.count else None,
             "ref": self.ref,
             "power_sums": [float(s) for s in self.sums],
-            "grid": {"lo": self.lo, "hi": self.hi, "bins": self.bins},
+            "grid": self.grid.to_dict(),
         }
         if self.count > 1:
             out.update(

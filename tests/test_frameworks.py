@@ -452,7 +452,7 @@ def test_layer_defaults_torch_and_keras(capsys, tmp_path):
 
 
 def constant_checks(values, law):
-    reducer = HostReducer(law, bins=1024)
+    reducer = HostReducer(law)
     reducer.fold(np.asarray(values, dtype=np.float32))
     return {c.name: c for c in evaluate(law, reducer.summary(), np.float32)}
 

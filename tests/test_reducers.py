@@ -9,10 +9,11 @@ import torch
 from initcheck.frameworks.pytorch import TorchReducer
 from initcheck.laws import Normal, Uniform
 from initcheck.reducers import HostReducer, reducer_for
+from initcheck.grid import Grid
 from initcheck.summary import Summary
 
 LAW = Normal(0.1, 2.0)
-BINS = 1024
+GRID = Grid.for_law(LAW, cells=1024, segments=64)
 
 
 def draws(dtype, count=3, size=10_001, seed=0):
@@ -26,18 +27,15 @@ def draws(dtype, count=3, size=10_001, seed=0):
     return out
 
 
-def exact_statistics(arrays, law, bins):
+def exact_statistics(arrays, law, grid):
     x = np.concatenate(arrays).astype(np.float64)
     x = x[np.isfinite(x)]
     d = x - law.mean
-    lo, hi = law.grid()
-    cells = np.floor((x - lo) * (bins / (hi - lo)))
-    cells = np.clip(cells, -1, bins).astype(np.int64) + 1
     return {
         "sums": [d.sum(), (d**2).sum(), (d**3).sum(), (d**4).sum()],
         "min": x.min(),
         "max": x.max(),
-        "hist": np.bincount(cells, minlength=bins + 2),
+        "hist": np.bincount(grid.cell_of(x), minlength=grid.cells + 2),
         "count": x.size,
     }
 
@@ -52,10 +50,10 @@ def assert_matches(summary: Summary, expected):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_host_kernel_matches_numpy(dtype):
     arrays = draws(dtype)
-    reducer = HostReducer(LAW, bins=BINS)
+    reducer = HostReducer(LAW, GRID)
     for x in arrays:
         reducer.fold(x.reshape(73, 137))
-    assert_matches(reducer.summary(), exact_statistics(arrays, LAW, BINS))
+    assert_matches(reducer.summary(), exact_statistics(arrays, LAW, GRID))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -65,7 +63,7 @@ def test_torch_reducer_matches_host(dtype):
     arrays[1][7] = np.nan
     arrays[1][8] = -np.inf
     arrays[2][9] = np.inf
-    host, device = HostReducer(LAW, bins=BINS), TorchReducer(LAW, "cpu", bins=BINS)
+    host, device = HostReducer(LAW, GRID), TorchReducer(LAW, "cpu", GRID)
     for x in arrays:
         host.fold(x)
         device.fold(torch.from_numpy(x))
@@ -74,12 +72,12 @@ def test_torch_reducer_matches_host(dtype):
     np.testing.assert_allclose(a.sums, b.sums, rtol=1e-9)
     assert (a.minimum, a.maximum) == (b.minimum, b.maximum)
     np.testing.assert_array_equal(a.hist, b.hist)
-    assert_matches(a, exact_statistics(arrays, LAW, BINS))
+    assert_matches(a, exact_statistics(arrays, LAW, GRID))
 
 
 def test_nonfinite_values_are_counted_and_left_out():
     x = np.array([1.0, np.nan, np.inf, -np.inf, -np.inf, 2.0], dtype=np.float32)
-    reducer = HostReducer(LAW, bins=BINS)
+    reducer = HostReducer(LAW, GRID)
     reducer.fold(x)
     s = reducer.summary()
     assert (s.count, s.nan, s.posinf, s.neginf, s.total) == (2, 1, 1, 2, 6)
@@ -90,7 +88,7 @@ def test_nonfinite_values_are_counted_and_left_out():
 def test_bounds_land_in_the_right_cells():
     law = Uniform(-1.0, 1.0)
     x = np.array([-1.0, np.nextafter(-1.0, -2.0), 1.0, 1.0 - 1e-9, 0.0])
-    reducer = HostReducer(law, bins=4)
+    reducer = HostReducer(law, Grid.for_law(law, cells=4, segments=8))
     reducer.fold(x)
     # cells: (-inf,-1) [-1,-.5) [-.5,0) [0,.5) [.5,1) [1,inf)
     assert reducer.summary().hist.tolist() == [1, 1, 0, 1, 1, 1]
@@ -98,7 +96,7 @@ def test_bounds_land_in_the_right_cells():
 
 def test_merge_is_the_summary_of_the_union():
     arrays = draws(np.float64, count=4)
-    whole, first, second = (HostReducer(LAW, bins=BINS) for _ in range(3))
+    whole, first, second = (HostReducer(LAW, GRID) for _ in range(3))
     for i, x in enumerate(arrays):
         whole.fold(x)
         (first if i < 2 else second).fold(x)
@@ -112,7 +110,7 @@ def test_merge_is_the_summary_of_the_union():
 def test_moments_from_power_sums():
     rng = np.random.default_rng(3)
     x = rng.gamma(2.0, 1.5, 100_000)  # skewed, so m3 and m4 are informative
-    reducer = HostReducer(Normal(3.0, 2.0), bins=BINS)
+    reducer = HostReducer(Normal(3.0, 2.0))
     reducer.fold(x)
     s = reducer.summary()
     d = x - x.mean()
@@ -128,7 +126,7 @@ def test_reducer_for_picks_the_host_for_cpu_arrays():
 
 
 def test_host_reducer_accepts_integers_and_noncontiguous_arrays():
-    reducer = HostReducer(LAW, bins=BINS)
+    reducer = HostReducer(LAW, GRID)
     reducer.fold(np.arange(10, dtype=np.int32))
     reducer.fold(np.arange(20, dtype=np.float32)[::2])
     s = reducer.summary()
@@ -140,8 +138,39 @@ def test_int32_cells_are_flushed_before_they_can_overflow(monkeypatch):
     """The kernel counts in int32; the reducer must move counts to int64 in time."""
     monkeypatch.setattr(HostReducer, "flush_every", 1000)
     arrays = draws(np.float32, count=5, size=2_500)  # each draw is split, and flushes happen between draws
-    reducer = HostReducer(LAW, bins=BINS)
+    reducer = HostReducer(LAW, GRID)
     for x in arrays:
         reducer.fold(x)
     assert reducer._unflushed <= 1000
-    assert_matches(reducer.summary(), exact_statistics(arrays, LAW, BINS))
+    assert_matches(reducer.summary(), exact_statistics(arrays, LAW, GRID))
+
+
+@pytest.mark.parametrize("framework", ["jax", "tensorflow"])
+def test_torch_reducer_takes_other_frameworks_arrays_through_dlpack(framework):
+    """The GPU path for JAX and TensorFlow draws, exercised on CPU arrays."""
+    arrays = draws(np.float32)
+    if framework == "jax":
+        import jax.numpy as jnp
+
+        convert = jnp.asarray
+    else:
+        from initcheck.frameworks.tf_keras import tf
+
+        convert = tf.constant
+    host, device = HostReducer(LAW, GRID), TorchReducer(LAW, "cpu", GRID)
+    for x in arrays:
+        host.fold(x)
+        device.fold(convert(x))
+    a, b = host.summary(), device.summary()
+    np.testing.assert_allclose(a.sums, b.sums, rtol=1e-9)
+    np.testing.assert_array_equal(a.hist, b.hist)
+
+
+def test_on_accelerator_is_false_for_host_arrays():
+    import jax.numpy as jnp
+
+    from initcheck.frameworks.tf_keras import tf
+    from initcheck.reducers import on_accelerator
+
+    for x in (np.zeros(3), torch.zeros(3), jnp.zeros(3), tf.zeros(3)):
+        assert not on_accelerator(x)

@@ -58,7 +58,12 @@ def native_stderr_silenced():
 
 @dataclass
 class Plan:
-    """One row, ready to sample."""
+    """One row, ready to sample.
+
+    ``draw(seed)`` calls the real initializer once and returns the draw; the
+    array it returns may be reused by the draw after next (the runner has
+    folded it by then), never by the next one.
+    """
 
     framework: str
     api: str

@@ -14,6 +14,7 @@ without a host synchronization per draw.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -21,7 +22,8 @@ import torch
 from initcheck.errors import InputError
 from initcheck.frameworks.base import BIAS_SAMPLES, Framework, Plan, Skip
 from initcheck.laws import Law, Uniform
-from initcheck.summary import HIST_BINS, Summary
+from initcheck.grid import Grid
+from initcheck.summary import Summary
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -89,10 +91,15 @@ class PyTorch(Framework):
         law = spec.law(layer.fan_in, layer.fan_out)
         torch_dtype = _DTYPES[dtype]
 
+        generator = torch.Generator(device=device)
+        # Two weights, used in turn: the runner folds one while the next is drawn
+        # (a fresh allocation per draw costs more than the initializer itself).
+        weights = [torch.empty(shape, dtype=torch_dtype, device=device) for _ in range(2)]
+        turn = itertools.count()
+
         def draw(seed: int) -> torch.Tensor:
-            generator = torch.Generator(device=device)
+            weight = weights[next(turn) % 2]
             generator.manual_seed(seed)
-            weight = torch.empty(shape, dtype=torch_dtype, device=device)
             function(weight, **kwargs, generator=generator)
             return weight
 
@@ -134,30 +141,53 @@ def _initializer(spec):
     raise AssertionError(spec.scheme)
 
 
+def as_torch(x) -> torch.Tensor:
+    """A torch view of a PyTorch, JAX or TensorFlow array, on its own device (DLPack)."""
+    if isinstance(x, torch.Tensor):
+        return x
+    if type(x).__module__.startswith("tensorflow"):
+        import tensorflow as tf
+
+        return torch.from_dlpack(tf.experimental.dlpack.to_dlpack(x))
+    return torch.from_dlpack(x)
+
+
 class TorchReducer:
     """Streaming statistics of torch tensors, computed on the tensor's device.
 
     The same quantities as :class:`~initcheck.reducers.HostReducer`, with torch
-    ops and float64 accumulators on the device.  Non-finite values are masked
+    ops and float64 accumulators on the device.  JAX and TensorFlow draws on a
+    GPU come in through DLPack, without a copy.  Non-finite values are masked
     rather than removed (removing them would need a device-to-host sync per draw):
     they are replaced by the reference point, which adds nothing to the power
     sums, and taken back out of the histogram cell the reference point falls in.
     """
 
-    def __init__(self, law: Law, device, bins: int = HIST_BINS):
-        lo, hi = law.grid()
-        self._summary = Summary(ref=law.mean, lo=lo, hi=hi, bins=bins)
+    def __init__(self, law: Law, device, grid: Grid | None = None):
+        grid = grid or Grid.for_law(law)
+        self._summary = Summary(ref=law.mean, grid=grid)
         self._device = torch.device(device)
-        self._scale = bins / (hi - lo)
-        self._ref_cell = int(min(max(math.floor((law.mean - lo) * self._scale), -1), bins)) + 1
         f64 = {"dtype": torch.float64, "device": self._device}
+        self._cum = torch.tensor(grid.cum, **f64)
+        self._slope = torch.tensor(grid.slope, **f64)
+        self._ref_cell = int(grid.cell_of(law.mean))
         self._sums = torch.zeros(4, **f64)
         self._extremes = torch.tensor([math.inf, -math.inf], **f64)
         self._counts = torch.zeros(4, dtype=torch.int64, device=self._device)  # finite, nan, +inf, -inf
-        self._hist = torch.zeros(bins + 2, dtype=torch.int64, device=self._device)
+        self._hist = torch.zeros(grid.cells + 2, dtype=torch.int64, device=self._device)
 
-    def fold(self, x: torch.Tensor) -> None:
-        x = x.detach().reshape(-1).to(self._device)
+    def _cells(self, values: torch.Tensor) -> torch.Tensor:
+        """The grid's cell rule (initcheck/grid.py), with the same float64 rounding."""
+        grid = self._summary.grid
+        t = (values - grid.lo) * grid.segment_scale
+        j = t.floor().clamp_(0, grid.segments - 1)
+        index = j.long()
+        inner = (self._cum[index] + (t - j) * self._slope[index]).floor_().clamp_(max=grid.cells - 1) + 1
+        below, above = t < 0, t >= grid.segments
+        return torch.where(below, 0.0, torch.where(above, float(grid.cells + 1), inner)).long()
+
+    def fold(self, x) -> None:
+        x = as_torch(x).detach().reshape(-1).to(self._device)
         ref = self._summary.ref
         finite = torch.isfinite(x)
         nan = torch.isnan(x).sum()
@@ -171,8 +201,7 @@ class TorchReducer:
         low = torch.where(finite, values, math.inf).min()
         high = torch.where(finite, values, -math.inf).max()
         self._extremes = torch.stack([torch.minimum(self._extremes[0], low), torch.maximum(self._extremes[1], high)])
-        cells = ((values - self._summary.lo) * self._scale).clamp_(-1, self._summary.bins).floor_().long() + 1
-        self._hist += torch.bincount(cells, minlength=self._summary.bins + 2)
+        self._hist += torch.bincount(self._cells(values), minlength=self._summary.grid.cells + 2)
         self._hist[self._ref_cell] -= nonfinite
 
     def summary(self) -> Summary:
