@@ -238,8 +238,123 @@ fail_x:
     return NULL;
 }
 
+/* Lag-1 products for the independence check: for pairs (a_i, b_i), i < n,
+ * out += {sum (a - ref)(b - ref), sum (a - ref), sum (b - ref), n}. */
+#define PAIRS(T)                                                                        \
+    __attribute__((target_clones("avx2", "default")))                                  \
+    static void pairs_##T(const T *restrict a, const T *restrict b, Py_ssize_t n,      \
+                          double ref, double *out) {                                    \
+        double p = 0, sa = 0, sb = 0;                                                   \
+        for (Py_ssize_t i = 0; i < n; i++) {                                            \
+            double da = (double)a[i] - ref, db = (double)b[i] - ref;                    \
+            p += da * db; sa += da; sb += db;                                           \
+        }                                                                               \
+        out[0] += p; out[1] += sa; out[2] += sb; out[3] += (double)n;                   \
+    }
+
+PAIRS(float)
+PAIRS(double)
+
+/*
+ * pairs(x, previous, row_length, ref, out)
+ *
+ *   x, previous  contiguous buffers of one dtype (float32 or float64) and size;
+ *                previous may be None (the first draw of a row)
+ *   out          float64[3][4]; row 0: neighbours (x[i], x[i+1]); row 1: rows
+ *                (x[i], x[i + row_length]), row_length = size / shape[0];
+ *                row 2: draws (previous[i], x[i]).  Each row += {sum of
+ *                products of deviations from ref, the two sums of deviations,
+ *                the number of pairs}.
+ */
+static PyObject *pairs(PyObject *self, PyObject *args) {
+    PyObject *xo, *po, *oo;
+    Py_ssize_t row_length;
+    double ref;
+    if (!PyArg_ParseTuple(args, "OOndO", &xo, &po, &row_length, &ref, &oo)) return NULL;
+    Py_buffer x, prev, out;
+    int has_prev = po != Py_None;
+    if (get_buffer(xo, &x, 0, "x") < 0) return NULL;
+    if (has_prev && get_buffer(po, &prev, 0, "previous") < 0) goto fail_x;
+    if (get_buffer(oo, &out, 1, "out") < 0) goto fail_prev;
+    if (check_format(&out, "d", 12, "out") < 0) goto fail_all;
+    const char *xf = x.format ? x.format : "B";
+    if (xf[0] == '<' || xf[0] == '=' || xf[0] == '@') xf++;
+    int is_double = strcmp(xf, "d") == 0;
+    if (!is_double && strcmp(xf, "f") != 0) {
+        PyErr_Format(PyExc_TypeError, "pairs: x must be float32 or float64, got format '%s'", xf);
+        goto fail_all;
+    }
+    if (has_prev && (prev.len != x.len || prev.itemsize != x.itemsize)) {
+        PyErr_SetString(PyExc_ValueError, "pairs: previous must match x in size and dtype");
+        goto fail_all;
+    }
+    Py_ssize_t n = x.len / x.itemsize;
+    if (row_length < 1) row_length = n;
+    double *o = (double *)out.buf;
+    Py_BEGIN_ALLOW_THREADS
+    if (is_double) {
+        const double *p = (const double *)x.buf;
+        if (n > 1) pairs_double(p, p + 1, n - 1, ref, o);
+        if (row_length < n) pairs_double(p, p + row_length, n - row_length, ref, o + 4);
+        if (has_prev) pairs_double((const double *)prev.buf, p, n, ref, o + 8);
+    } else {
+        const float *p = (const float *)x.buf;
+        if (n > 1) pairs_float(p, p + 1, n - 1, ref, o);
+        if (row_length < n) pairs_float(p, p + row_length, n - row_length, ref, o + 4);
+        if (has_prev) pairs_float((const float *)prev.buf, p, n, ref, o + 8);
+    }
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&out);
+    if (has_prev) PyBuffer_Release(&prev);
+    PyBuffer_Release(&x);
+    Py_RETURN_NONE;
+
+fail_all:
+    PyBuffer_Release(&out);
+fail_prev:
+    if (has_prev) PyBuffer_Release(&prev);
+fail_x:
+    PyBuffer_Release(&x);
+    return NULL;
+}
+
+/*
+ * bit_patterns(x, counts): counts[pattern] += 1 for every 16-bit value of x
+ * (x seen as uint16: float16 or bfloat16), counts int64[65536].
+ */
+static PyObject *bit_patterns(PyObject *self, PyObject *args) {
+    PyObject *xo, *co;
+    if (!PyArg_ParseTuple(args, "OO", &xo, &co)) return NULL;
+    Py_buffer x, c;
+    if (PyObject_GetBuffer(xo, &x, PyBUF_C_CONTIGUOUS) < 0) return NULL;
+    if (get_buffer(co, &c, 1, "counts") < 0) {
+        PyBuffer_Release(&x);
+        return NULL;
+    }
+    if (x.itemsize != 2 && x.len % 2 != 0) {
+        PyErr_SetString(PyExc_TypeError, "bit_patterns: x must hold 16-bit values");
+        goto fail;
+    }
+    if (check_format(&c, "q", 65536, "counts") < 0) goto fail;
+    const uint16_t *p = (const uint16_t *)x.buf;
+    int64_t *counts = (int64_t *)c.buf;
+    Py_ssize_t n = x.len / 2;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n; i++) counts[p[i]]++;
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&c);
+    PyBuffer_Release(&x);
+    Py_RETURN_NONE;
+fail:
+    PyBuffer_Release(&c);
+    PyBuffer_Release(&x);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"fold", fold, METH_VARARGS, "fold(x, ref, lo, segment_scale, cum, slope, sums, extremes, counts, hist): see the module source."},
+    {"pairs", pairs, METH_VARARGS, "pairs(x, previous, row_length, ref, out): lag-1 products, see the module source."},
+    {"bit_patterns", bit_patterns, METH_VARARGS, "bit_patterns(x, counts): count 16-bit patterns."},
     {NULL, NULL, 0, NULL},
 };
 

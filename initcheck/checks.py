@@ -192,6 +192,81 @@ def check_ks(law: Law, summary: Summary) -> CheckResult:
     return CheckResult("ks", d.lower, detail, pvalue=pvalue, resolution=d.upper - d.lower)
 
 
+def binomial_upper_tail_bound(count, n: int, p):
+    """Chernoff bound on P(Binomial(n, p) >= count), vectorized: exp(-n KL(q || p))
+    with q = count / n when q > p, else 1.  Never below the true tail, so a
+    p-value from it is valid (conservative by at most a factor ~ sqrt(n))."""
+    q = np.asarray(count, dtype=np.float64) / n
+    p = np.asarray(p, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        first = np.where(q > 0, q * np.log(q / p), 0.0)
+        second = np.where(q < 1, (1 - q) * np.log((1 - q) / (1 - p)), -np.log(p) * 0.0)
+        kl = first + second
+    bound = np.where(q > p, np.exp(-n * np.where(np.isfinite(kl), kl, np.inf)), 1.0)
+    return np.where(p <= 0, np.where(q > 0, 0.0, 1.0), bound)
+
+
+def _cell_masses(law: Law, summary: Summary, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """(law mass, edges) of every histogram cell, open end cells included.
+
+    A bounded law puts no mass at or beyond its bounds, yet a correct sampler in
+    floating point can round onto the bound; each end cell of a bounded law is
+    allowed the law's mass within one ulp of the bound."""
+    edges = summary.grid.edges()
+    cdf = law.cdf(edges)
+    inner = np.diff(cdf)
+    below, above = cdf[0], 1.0 - cdf[-1]
+    if law.bounded and dtype.kind == "f":
+        low, high = law.support
+        below = max(below, float(law.cdf(low + np.spacing(dtype.type(abs(low)))) - law.cdf(low)))
+        above = max(above, float(law.cdf(high) - law.cdf(high - np.spacing(dtype.type(abs(high))))))
+    return np.concatenate([[below], inner, [above]]), edges
+
+
+def check_spikes(law: Law, summary: Summary, dtype: np.dtype) -> CheckResult:
+    """The fullest cell against its binomial tail: atoms (a zeroed remainder, a
+    value stuck at a bound) that moments and KS are too blunt to see.
+
+    Every cell's count is tested against its law mass with a Chernoff bound on
+    the binomial tail; the smallest bound times the number of cells (Bonferroni)
+    is the p-value."""
+    n = summary.count
+    masses, edges = _cell_masses(law, summary, dtype)
+    tails = binomial_upper_tail_bound(summary.hist, n, masses)
+    k = int(np.argmin(tails))
+    pvalue = float(min(1.0, tails[k] * len(masses)))
+    share = summary.hist[k] / n
+    if k == 0:
+        where = f"below {edges[0]:.4g}"
+    elif k == len(masses) - 1:
+        where = f"at or above {edges[-1]:.4g}"
+    else:
+        where = f"in [{edges[k - 1]:.4g}, {edges[k]:.4g})"
+    ratio = f"{share / masses[k]:.3g}x its law mass" if masses[k] > 0 else "where the law has no mass"
+    detail = f"spike {where}: {share:.3g} of the values, {ratio}"
+    return CheckResult("spikes", share, detail, pvalue=pvalue)
+
+
+#: The lag-1 pairs of Summary.pairs, in words.
+PAIR_KINDS = ("neighbouring values", "neighbouring rows", "consecutive draws")
+
+
+def check_independence(summary: Summary) -> CheckResult | None:
+    """Lag-1 correlation within draws (neighbouring values, neighbouring rows) and
+    between consecutive draws: z = r sqrt(pairs) is standard normal for
+    independent draws.  Catches identical rows and a seed that is ignored.  The
+    p-value is the smallest of the two-sided ones times their number."""
+    found = [(summary.lag_correlation(kind), name) for kind, name in enumerate(PAIR_KINDS)]
+    found = [((r, m), name) for (r, m), name in found if m > 0]
+    if not found:
+        return None
+    scored = [(r * math.sqrt(m), r, name) for (r, m), name in found]
+    z, r, name = max(scored, key=lambda item: abs(item[0]))
+    pvalue = min(1.0, _two_sided(z) * len(scored))
+    detail = f"{name} correlate: r = {r:.3g} (z = {z:.1f})"
+    return CheckResult("independence", z, detail, pvalue=pvalue)
+
+
 def evaluate(law: Law, summary: Summary, dtype: np.dtype) -> list[CheckResult]:
     """Every check of one row, with p-values but no verdict yet (see apply_holm)."""
     checks = [check_finite(summary)]
@@ -203,7 +278,15 @@ def evaluate(law: Law, summary: Summary, dtype: np.dtype) -> list[CheckResult]:
     if summary.count < 2:
         checks.append(CheckResult("count", float(summary.count), "fewer than 2 finite values", passed=False))
         return checks
-    checks += [check_mean(law, summary), check_variance(law, summary), check_ks(law, summary)]
+    checks += [
+        check_mean(law, summary),
+        check_variance(law, summary),
+        check_ks(law, summary),
+        check_spikes(law, summary, np.dtype(dtype)),
+    ]
+    independence = check_independence(summary)
+    if independence is not None:
+        checks.append(independence)
     return checks
 
 
@@ -223,24 +306,40 @@ def apply_holm(checks: list[CheckResult], alpha: float) -> None:
         check.passed = not rejecting
 
 
-def annotate(checks: list[CheckResult], law: Law, n: int, bonferroni_level: float) -> None:
-    """Fill in thresholds (at each check's Holm level) and power statements."""
+def annotate(checks: list[CheckResult], law: Law, summary: Summary, bonferroni_level: float) -> None:
+    """Fill in thresholds (at each check's Holm level) and power statements: the
+    smallest deviation each check detects with probability POWER at the
+    Bonferroni level (a lower bound of its Holm level)."""
+    n = summary.count
+    if n < 2:
+        return
     beta_z = standard_normal_quantile(POWER)
+    reach = (_z_critical(bonferroni_level) + beta_z) / math.sqrt(n)
     for check in checks:
         if not check.statistical:
             continue
-        if check.name in ("mean", "variance"):
+        if check.name in ("mean", "variance", "independence"):
             check.threshold = _z_critical(check.level)
-            reach = (_z_critical(bonferroni_level) + beta_z) / math.sqrt(n)
-            if check.name == "mean":
-                check.power = reach
-                check.power_text = f"mean shift ≥ {reach:.2g}σ"
-            else:
-                relative_variance = reach * math.sqrt(law.fourth_moment / law.variance**2 - 1.0)
-                check.power = math.sqrt(1.0 + relative_variance) - 1.0
-                check.power_text = f"std error ≥ {check.power * 100:.2g}%"
+        if check.name == "mean":
+            check.power = reach
+            check.power_text = f"mean shift ≥ {reach:.2g}σ"
+        elif check.name == "variance":
+            relative_variance = reach * math.sqrt(law.fourth_moment / law.variance**2 - 1.0)
+            check.power = math.sqrt(1.0 + relative_variance) - 1.0
+            check.power_text = f"std error ≥ {check.power * 100:.2g}%"
         elif check.name == "ks":
             check.threshold = ks_critical(check.level, n)
-            reach = ks_critical(bonferroni_level, n) + math.sqrt(math.log(2.0 / (1.0 - POWER)) / (2.0 * n))
-            check.power = reach + check.resolution
+            noise = math.sqrt(math.log(2.0 / (1.0 - POWER)) / (2.0 * n))
+            check.power = ks_critical(bonferroni_level, n) + noise + check.resolution
             check.power_text = f"KS distance ≥ {check.power:.2g}"
+        elif check.name == "spikes":
+            cells = summary.grid.cells + 2
+            expected = n / summary.grid.cells
+            log_term = math.log(cells / bonferroni_level)
+            threshold = expected + math.sqrt(2.0 * expected * log_term) + log_term
+            check.threshold = threshold / n
+            check.power = (threshold + beta_z * math.sqrt(threshold)) / n - 1.0 / summary.grid.cells
+            check.power_text = f"an atom ≥ {check.power:.2g} of the values"
+        elif check.name == "independence":
+            check.power = reach
+            check.power_text = f"lag-1 correlation ≥ {reach:.2g}"

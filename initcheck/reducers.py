@@ -28,6 +28,14 @@ from initcheck.laws import Law
 from initcheck.summary import Summary
 
 
+def _row_length(x) -> int:
+    """Values per slice along the first axis (0 for 0-d or 1-d draws: no rows)."""
+    shape = tuple(x.shape)
+    if len(shape) < 2 or shape[0] == 0:
+        return 0
+    return math.prod(shape[1:])
+
+
 def as_host_array(x) -> np.ndarray:
     """A flat NumPy view of a host array (no copy where the layout allows)."""
     if type(x).__module__.startswith("torch"):
@@ -54,11 +62,14 @@ class HostReducer:
         self._counts = np.zeros(4, dtype=np.int64)  # finite, NaN, +Inf, -Inf
         self._cells = np.zeros(grid.cells + 2, dtype=np.int32)
         self._unflushed = 0
+        self._previous: np.ndarray | None = None
 
     def fold(self, x) -> None:
+        row_length = _row_length(x)
         x = as_host_array(x)
         if x.dtype not in (np.float32, np.float64):
             x = x.astype(np.float64)
+        nonfinite_before = self._counts[1:].sum()
         s = self._summary
         for start in range(0, x.size, self.flush_every):
             part = x[start : start + self.flush_every]
@@ -69,6 +80,22 @@ class HostReducer:
                 part, s.ref, g.lo, g.segment_scale, g.cum, self._slope, s.sums, self._extremes, self._counts, self._cells
             )
             self._unflushed += part.size
+        if self._counts[1:].sum() == nonfinite_before:
+            self._fold_pairs(x, row_length)
+        else:  # NaN or Inf poison products; the finite check has already failed
+            self._previous = None
+
+    def _fold_pairs(self, x: np.ndarray, row_length: int) -> None:
+        """Lag-1 products within the draw and with the previous draw, which is
+        kept as a copy: the framework may reuse the draw's memory."""
+        previous = self._previous
+        if previous is not None and (previous.shape != x.shape or previous.dtype != x.dtype):
+            previous = None
+        _kernels.pairs(x, previous, row_length, self._summary.ref, self._summary.pairs)
+        if previous is None:
+            previous = np.empty_like(x)
+        np.copyto(previous, x)
+        self._previous = previous
 
     def _flush(self) -> None:
         self._summary.hist += self._cells

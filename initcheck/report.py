@@ -41,12 +41,12 @@ def _cells(result: RowResult) -> list:
     """The statistics columns of one row, each flagged when its check failed."""
     summary = result.summary
     if summary is None:
-        return ["", "", "", "", ""]
+        return ["", "", "", "", "", ""]
     n = f"{summary.total:,}"
     bounds = f"[{summary.minimum:.3g}, {summary.maximum:.3g}]" if summary.count else "no finite value"
     if result.check("mean") is None:  # a constant law, or too few finite values
         failed = [c for c in result.checks if not c.passed]
-        return [n, "", "", bounds + (" ✗" if failed else ""), ""]
+        return [n, "", "", bounds + (" ✗" if failed else ""), "", ""]
     mean = result.check("mean")
     variance = result.check("variance")
     ks = result.check("ks")
@@ -60,7 +60,9 @@ def _cells(result: RowResult) -> list:
     if finite.statistic:
         bounds += f"\n{int(finite.statistic):,} non-finite ✗"
     ks_text = f"{ks.statistic:.2g} / {ks.threshold:.2g}{_mark(ks.passed)}"
-    return [n, mean_text, std_text, bounds, ks_text]
+    others = [c for c in result.checks if c.name in ("spikes", "independence")]
+    other_text = "\n".join(f"{c.name}{' ✗' if not c.passed else ' ok'}" for c in others)
+    return [n, mean_text, std_text, bounds, ks_text, other_text]
 
 
 def render_table(results: list[RowResult], console: Console, title: str = "") -> None:
@@ -73,6 +75,7 @@ def render_table(results: list[RowResult], console: Console, title: str = "") ->
     table.add_column("std (vs law)", justify="right")
     table.add_column("min, max", justify="right")
     table.add_column("KS D / crit", justify="right")
+    table.add_column("other")
     table.add_column("verdict")
     for result in results:
         who = Text(result.framework, style="bold")

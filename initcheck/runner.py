@@ -202,7 +202,7 @@ def decide(results: list[RowResult], alpha: float) -> None:
     for result in results:
         if result.summary is None:
             continue
-        annotate(result.checks, result.law, result.summary.count, alpha / max(tested, 1))
+        annotate(result.checks, result.law, result.summary, alpha / max(tested, 1))
         failed = [c for c in result.checks if not c.passed]
         result.verdict = "FAIL" if failed else "PASS"
         result.reason = "; ".join(c.detail for c in failed)

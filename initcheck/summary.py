@@ -38,6 +38,10 @@ class Summary:
     maximum: float = -math.inf
     sums: np.ndarray = field(default_factory=lambda: np.zeros(4))
     hist: np.ndarray | None = None
+    #: Lag-1 pairs, one row each for neighbouring values, neighbouring rows
+    #: (slices along the first axis) and consecutive draws (same position):
+    #: {sum (a - ref)(b - ref), sum (a - ref), sum (b - ref), number of pairs}.
+    pairs: np.ndarray = field(default_factory=lambda: np.zeros((3, 4)))
 
     def __post_init__(self):
         if self.hist is None:
@@ -74,6 +78,17 @@ class Summary:
         n = self.count
         return self.central_moment(2) * n / (n - 1)
 
+    def lag_correlation(self, kind: int) -> tuple[float, int]:
+        """(r, pairs): correlation of the pairs of row ``kind`` of :attr:`pairs`
+        about the sample mean, scaled by the sample variance."""
+        products, sum_a, sum_b, count = self.pairs[kind]
+        if count == 0:
+            return 0.0, 0
+        delta = self.mean - self.ref
+        covariance = (products - delta * (sum_a + sum_b) + count * delta * delta) / count
+        variance = self.central_moment(2)
+        return (covariance / variance if variance > 0 else 0.0), int(count)
+
     @property
     def std(self) -> float:
         return math.sqrt(max(self.variance, 0.0))
@@ -97,6 +112,7 @@ class Summary:
             maximum=max(self.maximum, other.maximum),
             sums=self.sums + other.sums,
             hist=self.hist + other.hist,
+            pairs=self.pairs + other.pairs,
         )
 
     def to_dict(self) -> dict:
@@ -110,6 +126,7 @@ class Summary:
             "max": self.maximum if self.count else None,
             "ref": self.ref,
             "power_sums": [float(s) for s in self.sums],
+            "lag_pairs": self.pairs.tolist(),
             "grid": self.grid.to_dict(),
         }
         if self.count > 1:

@@ -119,10 +119,11 @@ def test_rows_are_deterministic_and_independent_of_other_rows():
 def test_power_statements_shrink_with_n():
     (small,) = check_rows([sampler_plan(NORMAL, normal(), shape=(100, 100))], samples=100_000)
     (large,) = check_rows([sampler_plan(NORMAL, normal(), shape=(100, 100))], samples=1_000_000)
-    for name in ("mean", "variance", "ks"):
+    for name in ("mean", "variance", "ks", "spikes", "independence"):
         assert large.check(name).power < small.check(name).power
-    # the mean detects shifts of (z_{alpha/2m} + z_{0.999}) / sqrt(N) sigmas, m = 3 checks
-    expected = (stats.norm.isf(1e-6 / 3 / 2) + stats.norm.isf(0.001)) / math.sqrt(large.summary.count)
+    # the mean detects shifts of (z_{alpha/2m} + z_{0.999}) / sqrt(N) sigmas, m statistical checks
+    m = sum(c.statistical for c in large.checks)
+    expected = (stats.norm.isf(1e-6 / m / 2) + stats.norm.isf(0.001)) / math.sqrt(large.summary.count)
     assert large.check("mean").power == pytest.approx(expected, rel=1e-9)
 
 
@@ -137,3 +138,56 @@ def test_holm_step_down():
     assert [c.passed for c in checks] == [False, True, False, True]
     assert checks[0].level == pytest.approx(0.0125)
     assert checks[2].level == pytest.approx(0.05 / 3)
+
+
+def test_a_zeroed_remainder_is_a_spike():
+    """0.1% of the tensor left at zero: moments barely move, the spike check fails."""
+    def sample(rng, n):
+        x = rng.normal(0, STD, n)
+        x[: n // 1000] = 0.0
+        return x
+    (row,) = check_rows([sampler_plan(NORMAL, sample)], samples=2_000_000)
+    assert "spikes" in failed(row)
+    assert "variance" not in failed(row) and "mean" not in failed(row)
+    assert "spike in [0, " in row.check("spikes").detail and "0.00102 of the values" in row.check("spikes").detail
+
+
+def test_values_stuck_at_a_bound_are_a_spike():
+    """A uniform sampler that returns its upper bound 0.05% of the time."""
+    high = np.float32(UNIFORM.high)
+    def sample(rng, n):
+        x = rng.uniform(UNIFORM.low, UNIFORM.high, n).astype(np.float32)
+        x[rng.random(n) < 5e-4] = high
+        return x
+    (row,) = check_rows([sampler_plan(UNIFORM, sample)], samples=2_000_000)
+    assert row.check("support").passed  # the bound itself is allowed
+    assert "spikes" in failed(row) and f"{UNIFORM.high:.4g})" in row.check("spikes").detail
+
+
+def test_identical_rows_fail_independence():
+    def sample(rng, n):
+        row = rng.normal(0, STD, 1000)
+        return np.tile(row, n // 1000)
+    (row,) = check_rows([sampler_plan(NORMAL, sample)], samples=2_000_000)
+    assert "independence" in failed(row)
+    assert "neighbouring rows correlate" in row.check("independence").detail
+
+
+def test_an_ignored_seed_fails_independence():
+    fixed = np.random.default_rng(123).normal(0, STD, 1_000_000)
+    (row,) = check_rows([sampler_plan(NORMAL, lambda rng, n: fixed)], samples=3_000_000)
+    assert "independence" in failed(row)
+    assert "consecutive draws correlate" in row.check("independence").detail
+
+
+def test_binomial_tail_bound_is_conservative():
+    from scipy import stats as scipy_stats
+
+    from initcheck.checks import binomial_upper_tail_bound
+
+    n, p = 100_000, 1e-3
+    for count in (100, 120, 150, 200, 400):
+        exact = scipy_stats.binom.sf(count - 1, n, p)
+        assert binomial_upper_tail_bound(count, n, p) >= exact
+    assert binomial_upper_tail_bound(5, n, 0.0) == 0.0
+    assert binomial_upper_tail_bound(50, n, p) == 1.0

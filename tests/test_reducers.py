@@ -69,6 +69,7 @@ def test_torch_reducer_matches_host(dtype):
         device.fold(torch.from_numpy(x))
     a, b = host.summary(), device.summary()
     assert (a.count, a.nan, a.posinf, a.neginf) == (b.count, b.nan, b.posinf, b.neginf) == (a.count, 1, 1, 1)
+    np.testing.assert_allclose(a.pairs, b.pairs, rtol=1e-9)
     np.testing.assert_allclose(a.sums, b.sums, rtol=1e-9)
     assert (a.minimum, a.maximum) == (b.minimum, b.maximum)
     np.testing.assert_array_equal(a.hist, b.hist)
@@ -174,3 +175,34 @@ def test_on_accelerator_is_false_for_host_arrays():
 
     for x in (np.zeros(3), torch.zeros(3), jnp.zeros(3), tf.zeros(3)):
         assert not on_accelerator(x)
+
+
+def test_lag_pairs_match_numpy():
+    rng = np.random.default_rng(9)
+    arrays = [rng.normal(0.1, 2.0, (50, 40)) for _ in range(3)]
+    reducer = HostReducer(LAW, GRID)
+    for x in arrays:
+        reducer.fold(x)
+    pairs = reducer.summary().pairs
+    d = [x - LAW.mean for x in arrays]
+    flat = [x.ravel() for x in d]
+    neighbours = sum((f[:-1] * f[1:]).sum() for f in flat)
+    rows = sum((x[:-1] * x[1:]).sum() for x in d)
+    draws_ = sum((flat[i - 1] * flat[i]).sum() for i in (1, 2))
+    np.testing.assert_allclose(pairs[:, 0], [neighbours, rows, draws_], rtol=1e-10)
+    np.testing.assert_array_equal(pairs[:, 3], [3 * 1999, 3 * 49 * 40, 2 * 2000])
+
+
+def test_a_poisoned_draw_adds_no_pairs_and_breaks_the_draw_chain():
+    x = np.random.default_rng(1).normal(0, 1, 100)
+    bad = x.copy()
+    bad[3] = np.nan
+    host = HostReducer(LAW, GRID)
+    device = TorchReducer(LAW, "cpu", GRID)
+    for draw in (x, bad, x):
+        host.fold(draw)
+        device.fold(torch.from_numpy(draw))
+    a, b = host.summary(), device.summary()
+    assert a.pairs[2, 3] == 0  # x->bad and bad->x are both skipped
+    assert a.pairs[0, 3] == 2 * 99
+    np.testing.assert_allclose(a.pairs, b.pairs, rtol=1e-12)

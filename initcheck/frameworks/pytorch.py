@@ -175,6 +175,9 @@ class TorchReducer:
         self._extremes = torch.tensor([math.inf, -math.inf], **f64)
         self._counts = torch.zeros(4, dtype=torch.int64, device=self._device)  # finite, nan, +inf, -inf
         self._hist = torch.zeros(grid.cells + 2, dtype=torch.int64, device=self._device)
+        self._pairs = torch.zeros((3, 4), **f64)
+        self._previous: torch.Tensor | None = None
+        self._previous_clean = torch.tensor(False, device=self._device)
 
     def _cells(self, values: torch.Tensor) -> torch.Tensor:
         """The grid's cell rule (initcheck/grid.py), with the same float64 rounding."""
@@ -186,8 +189,28 @@ class TorchReducer:
         below, above = t < 0, t >= grid.segments
         return torch.where(below, 0.0, torch.where(above, float(grid.cells + 1), inner)).long()
 
+    @staticmethod
+    def _pair_sums(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.stack([(a * b).sum(), a.sum(), b.sum(), torch.tensor(float(a.numel()), device=a.device)])
+
+    def _fold_pairs(self, d: torch.Tensor, row_length: int, clean: torch.Tensor) -> None:
+        """Lag-1 products (see HostReducer); a draw holding NaN or Inf adds none,
+        and is no one's previous draw.  ``clean`` stays on the device: no sync."""
+        n = d.numel()
+        zero = torch.zeros(4, dtype=torch.float64, device=self._device)
+        previous_ok = self._previous is not None and self._previous.numel() == n
+        rows = torch.stack([
+            self._pair_sums(d[:-1], d[1:]) if n > 1 else zero,
+            self._pair_sums(d[:-row_length], d[row_length:]) if 0 < row_length < n else zero,
+            torch.where(self._previous_clean, self._pair_sums(self._previous, d), 0.0) if previous_ok else zero,
+        ])
+        self._pairs += torch.where(clean, rows, 0.0)
+        self._previous, self._previous_clean = d.clone(), clean
+
     def fold(self, x) -> None:
-        x = as_torch(x).detach().reshape(-1).to(self._device)
+        x = as_torch(x).detach()
+        row_length = x[0].numel() if x.dim() >= 2 and x.shape[0] > 0 else 0
+        x = x.reshape(-1).to(self._device)
         ref = self._summary.ref
         finite = torch.isfinite(x)
         nan = torch.isnan(x).sum()
@@ -203,6 +226,7 @@ class TorchReducer:
         self._extremes = torch.stack([torch.minimum(self._extremes[0], low), torch.maximum(self._extremes[1], high)])
         self._hist += torch.bincount(self._cells(values), minlength=self._summary.grid.cells + 2)
         self._hist[self._ref_cell] -= nonfinite
+        self._fold_pairs(d, row_length, nonfinite == 0)
 
     def summary(self) -> Summary:
         s = self._summary
@@ -210,4 +234,5 @@ class TorchReducer:
         s.sums = self._sums.cpu().numpy().copy()
         s.minimum, s.maximum = (float(v) for v in self._extremes.cpu())
         s.hist = self._hist.cpu().numpy().copy()
+        s.pairs = self._pairs.cpu().numpy().copy()
         return s
