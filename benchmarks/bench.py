@@ -23,7 +23,16 @@ Every number is a separate process, so each pays its own interpreter and import
 cost; the "process" times are wall clock from spawn to exit, measured here.  The
 helper processes of 1 and 3 also report their "in-process" time, from after the
 imports to the end of the work (for a CUDA device, after a synchronize).  The
-ratio columns compare process with process, since that is what a user waits for.
+"process" ratio columns compare process with process, since that is what a user
+waits for.
+
+The "checking" columns ask a different question: what does it cost to verify
+samples that are being drawn anyway?  For initcheck that is its row time (the
+``"seconds"`` of the row in ``--json``: the row's draws and folds inside the
+process, imports, planning and the report excluded) minus the torch draw-only
+in-process draw time; for the SciPy pipeline it is its in-process time minus
+its own draw time (convert + concatenate + kstest).  Their ratio is the
+"checking" ratio.
 
 Peak RSS comes from ``os.wait4`` on each child: the kernel's high-water mark of
 resident memory for that one process (initcheck streams, so its peak should stay
@@ -37,9 +46,34 @@ the details table shows it.  Targets: initcheck at most 1.5x the
 torch draw-only process at N = 10^8, and at least 10x faster than the SciPy
 pipeline.
 
+A second section, "per-framework row time at N = 10^8", compares initcheck with
+each framework's own sampler, PyTorch, Keras (TensorFlow backend) and JAX, for
+``xavier --dist normal`` and ``--dist uniform`` on the same layer, in-process on
+both sides (imports excluded):
+
+* framework sampling: a helper process draws ceil(N / 200704) tensors exactly
+  as initcheck's adapter (``initcheck/frameworks/*.py``, ``plan()``) does:
+  torch, one ``torch.Generator`` re-seeded per draw and ``xavier_*_`` into one
+  of two preallocated (256, 784) tensors used in turn; Keras, a fresh
+  ``keras.initializers.GlorotNormal(seed=s)`` / ``GlorotUniform(seed=s)`` per
+  draw called with shape (784, 256) and dtype "float32" under ``tf.device``,
+  then ``np.asarray`` on the result to force it (on a GPU: no copy, one device
+  sync at the end); JAX, ``jax.nn.initializers.glorot_normal()`` /
+  ``glorot_uniform()`` jitted once with ``jax_enable_x64`` on (as the adapter
+  sets it), called with ``jax.random.key(s)`` per draw, each result
+  ``block_until_ready()``.  One untimed first draw comes before the clock
+  starts (for JAX it is the jit compile; its time is shown apart).
+* initcheck row: ``initcheck xavier --dist D --fan-in 784 --fan-out 256 -f F
+  -n 1e8 -q --no-progress --json PATH``, the row's ``"seconds"``: its draws and
+  folds, first draw (and JAX's compile) included.
+
+Target: initcheck row <= 1.5x the framework's sampling.  At 10^8 each of these
+runs once by default (--repeats changes that), to keep ``make bench`` within
+about 6 minutes on 2 cores; --quick skips the section.
+
     .venv/bin/python benchmarks/bench.py            # full run, a few minutes on 2 cores
-    .venv/bin/python benchmarks/bench.py --quick    # N = 10^7 only
-    .venv/bin/python benchmarks/bench.py --device cuda
+    .venv/bin/python benchmarks/bench.py --quick    # N = 10^7 only, no per-framework section
+    .venv/bin/python benchmarks/bench.py --device cuda   # torch cuda:0, Keras /GPU:0, JAX gpu 0
 """
 
 from __future__ import annotations
@@ -73,6 +107,12 @@ TARGET_VS_TORCH = 1.5  # initcheck process <= 1.5 x torch draw-only process, at 
 TARGET_VS_SCIPY = 10.0  # SciPy pipeline process >= 10 x initcheck process
 TARGET_N = 10**8
 MARKER = "BENCH-RESULT "
+
+# The per-framework section: N, frameworks, runs per (framework, dist, kind).
+FRAMEWORK_N = 10**8
+FRAMEWORKS = ("torch", "keras", "jax")
+FRAMEWORK_REPEATS = 1  # one run each at 10^8 keeps `make bench` within ~6 minutes on 2 cores
+TARGET_VS_FRAMEWORK = 1.5  # initcheck row seconds <= 1.5 x the framework's own sampling, in-process
 
 # The helper run by processes 1 and 3: ``python -c HELPER '{"mode": ..., ...}'``.
 # It prints one line, MARKER + JSON, with its own timings (seconds after import).
@@ -130,6 +170,96 @@ out["work_s"] = time.perf_counter() - t0
 print(__MARKER__ + json.dumps(out), flush=True)
 """.replace("__MARKER__", repr(MARKER))
 
+# The helper of the per-framework section: ``python -c FRAMEWORK_HELPER '{...}'``.
+# It draws exactly as initcheck's adapter for cfg["framework"] does (see plan() in
+# initcheck/frameworks/pytorch.py, tf_keras.py, jax_nn.py) and prints MARKER + JSON.
+FRAMEWORK_HELPER = r"""
+import json, math, os, sys, time
+t_start = time.perf_counter()
+cfg = json.loads(sys.argv[1])
+framework, normal, device = cfg["framework"], cfg["dist"] == "normal", cfg["device"]  # device: cpu | cuda:N
+gpu = None if device == "cpu" else int(device.split(":")[1])
+fan_in, fan_out = cfg["fan_in"], cfg["fan_out"]
+finish = lambda x: None  # forces one draw's value
+done = lambda last: None  # waits for the device, once, at the end (given the last draw)
+
+if framework == "torch":
+    import itertools
+    import torch
+    version = f"torch {torch.__version__}"
+    shape = (fan_out, fan_in)
+    target = torch.device(device)
+    function = torch.nn.init.xavier_normal_ if normal else torch.nn.init.xavier_uniform_
+    generator = torch.Generator(device=target)
+    weights = [torch.empty(shape, dtype=torch.float32, device=target) for _ in range(2)]
+    turn = itertools.count()
+
+    def draw(seed):
+        weight = weights[next(turn) % 2]
+        generator.manual_seed(seed)
+        function(weight, gain=1.0, generator=generator)
+        return weight
+
+    if gpu is not None:
+        done = lambda last: torch.cuda.synchronize(target)
+elif framework == "keras":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    import numpy as np
+    import tensorflow as tf
+    import keras
+    version = f"keras {keras.__version__} (tensorflow {tf.__version__})"
+    shape = (fan_in, fan_out)
+    initializer_class = keras.initializers.GlorotNormal if normal else keras.initializers.GlorotUniform
+    tf_device = "/CPU:0" if gpu is None else f"/GPU:{gpu}"
+
+    def draw(seed):
+        initializer = initializer_class(seed=seed % (2**31 - 1))
+        with tf.device(tf_device):
+            return initializer(shape=shape, dtype="float32")
+
+    if gpu is None:
+        finish = np.asarray
+    else:  # no copy per draw (initcheck folds GPU draws where they are); one sync at the end
+        sync_devices = getattr(tf.test.experimental, "sync_devices", None)
+        done = (lambda last: sync_devices()) if sync_devices else (lambda last: np.asarray(last))
+elif framework == "jax":
+    import logging
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.ERROR)
+    import jax
+    jax.config.update("jax_enable_x64", True)  # initcheck's adapter turns it on
+    version = f"jax {jax.__version__}"
+    shape = (fan_in, fan_out)
+    initializer = jax.nn.initializers.glorot_normal() if normal else jax.nn.initializers.glorot_uniform()
+    target = jax.devices("cpu")[0] if gpu is None else jax.devices("gpu")[gpu]
+    sample = jax.jit(lambda key: initializer(key, shape, "float32"))
+
+    def draw(seed):
+        with jax.default_device(target):
+            return sample(jax.random.key(seed % 2**32))
+
+    finish = lambda x: x.block_until_ready()
+else:
+    raise SystemExit(f"unknown framework {framework!r}")
+t_imported = time.perf_counter()
+
+size = math.prod(shape)
+draws = math.ceil(cfg["n"] / size)
+t0 = time.perf_counter()
+x = draw(draws)  # untimed first draw: for JAX, the jit compile
+finish(x)
+done(x)
+t1 = time.perf_counter()
+for index in range(draws):
+    x = draw(index)
+    finish(x)
+done(x)
+t2 = time.perf_counter()
+out = {"framework": framework, "version": version, "draws": draws, "samples": draws * size,
+       "import_s": t_imported - t_start, "first_draw_s": t1 - t0, "draw_s": t2 - t1}
+print(__MARKER__ + json.dumps(out), flush=True)
+""".replace("__MARKER__", repr(MARKER))
+
 
 @dataclass
 class Run:
@@ -178,19 +308,52 @@ def helper_argv(mode: str, dist: str, n: int, device: str) -> list[str]:
     return [sys.executable, "-c", HELPER, json.dumps(config)]
 
 
-def initcheck_argv(dist: str, n: int, device: str) -> list[str]:
+def framework_helper_argv(framework: str, dist: str, n: int, device: str) -> list[str]:
+    config = {"framework": framework, "dist": dist, "n": n, "device": device_name(device),
+              "fan_in": FAN_IN, "fan_out": FAN_OUT}
+    return [sys.executable, "-c", FRAMEWORK_HELPER, json.dumps(config)]
+
+
+def device_name(device: str) -> str:
+    """``cpu``, ``cuda``, ``cuda:N``, ``gpu``, ``gpu:N`` -> ``cpu`` or ``cuda:N`` (as initcheck reads --device)."""
+    kind, _, index = device.strip().lower().partition(":")
+    if kind == "cpu":
+        return "cpu"
+    if kind in ("cuda", "gpu"):
+        return f"cuda:{index or 0}"
+    raise SystemExit(f"unknown device {device!r}; expected cpu, cuda, cuda:N, gpu or gpu:N")
+
+
+def initcheck_argv(dist: str, n: int, device: str, json_path: Path, framework: str = "torch") -> list[str]:
     executable = Path(sys.executable).parent / "initcheck"
     return [str(executable), "xavier", "--dist", dist, "--fan-in", str(FAN_IN), "--fan-out", str(FAN_OUT),
-            "-f", "torch", "-n", str(n), "--device", device, "-q", "--no-progress"]
+            "-f", framework, "-n", str(n), "--device", device, "-q", "--no-progress", "--json", str(json_path)]
+
+
+def run_initcheck(argv: list[str]) -> Run:
+    """Run an initcheck command that writes ``--json PATH``; the run's report is that
+    file's one row: ``row_s`` (its "seconds": draws and folds, in-process), api, verdict."""
+    json_path = Path(argv[argv.index("--json") + 1])
+    json_path.unlink(missing_ok=True)
+    run = run_process(argv)
+    try:
+        rows = json.loads(json_path.read_text())["rows"]
+    except (OSError, ValueError, KeyError) as error:
+        raise SystemExit(f"initcheck wrote no usable --json ({error}): {' '.join(argv[1:])}")
+    if len(rows) != 1 or rows[0]["verdict"] == "SKIP":
+        raise SystemExit(f"expected one sampled row, got {[(r['framework'], r['verdict'], r['reason']) for r in rows]}")
+    row = rows[0]
+    run.report = {"row_s": row["seconds"], "api": row["api"], "verdict": row["verdict"], "device": row["device"]}
+    return run
 
 
 KINDS = ("torch", "initcheck", "scipy")
 
 
-def commands(dist: str, n: int, device: str) -> dict[str, list[str]]:
+def commands(dist: str, n: int, device: str, json_path: Path) -> dict[str, list[str]]:
     return {
         "torch": helper_argv("draw", dist, n, device),
-        "initcheck": initcheck_argv(dist, n, device),
+        "initcheck": initcheck_argv(dist, n, device, json_path),
         "scipy": helper_argv("scipy", dist, n, device),
     }
 
@@ -216,19 +379,58 @@ class Case:
         return self.runs[kind][0].report
 
 
-def measure(n: int, dist: str, repeats: dict[str, int], device: str) -> Case:
+def measure(n: int, dist: str, repeats: dict[str, int], device: str, scratch: Path) -> Case:
     """Run each kind ``repeats[kind]`` times, interleaved so drift hits the kinds alike."""
-    argvs = commands(dist, n, device)
+    argvs = commands(dist, n, device, scratch / "initcheck.json")
     runs: dict[str, list[Run]] = {kind: [] for kind in KINDS}
     for attempt in range(max(repeats.values())):
         for kind in KINDS:
             if attempt >= repeats[kind]:
                 continue
-            run = run_process(argvs[kind])
+            run = run_initcheck(argvs[kind]) if kind == "initcheck" else run_process(argvs[kind])
             runs[kind].append(run)
             print(f"  N={fmt_n(n)} {dist:<7} {kind:<9} run {attempt + 1}/{repeats[kind]}: "
                   f"{run.wall_s:6.2f} s", file=sys.stderr, flush=True)
     return Case(n, dist, runs)
+
+
+@dataclass
+class FrameworkCase:
+    """The per-framework section's runs for one (framework, dist): the helper's and initcheck's."""
+
+    framework: str
+    dist: str
+    sampler: list[Run]
+    initcheck: list[Run]
+
+    def sampling_s(self) -> float:
+        return statistics.median(r.report["draw_s"] for r in self.sampler)
+
+    def first_draw_s(self) -> float:
+        return statistics.median(r.report["first_draw_s"] for r in self.sampler)
+
+    def row_s(self) -> float:
+        return statistics.median(r.report["row_s"] for r in self.initcheck)
+
+    def ratio(self) -> float:
+        return self.row_s() / self.sampling_s()
+
+
+def measure_frameworks(n: int, repeats: int, device: str, scratch: Path) -> list[FrameworkCase]:
+    """Each framework's sampler and initcheck's row, ``repeats`` times each, interleaved."""
+    cases = [FrameworkCase(f, dist, [], []) for dist in DISTS for f in FRAMEWORKS]
+    for attempt in range(repeats):
+        for case in cases:
+            helper = framework_helper_argv(case.framework, case.dist, n, device)
+            command = initcheck_argv(case.dist, n, device, scratch / "framework.json", case.framework)
+            for label, runs, runner, argv in (("sampling", case.sampler, run_process, helper),
+                                              ("initcheck", case.initcheck, run_initcheck, command)):
+                run = runner(argv)
+                runs.append(run)
+                inner = run.report.get("draw_s", run.report.get("row_s"))
+                print(f"  N={fmt_n(n)} {case.framework:<5} {case.dist:<7} {label:<9} run {attempt + 1}/{repeats}: "
+                      f"{run.wall_s:6.2f} s process, {inner:6.2f} s in-process", file=sys.stderr, flush=True)
+    return cases
 
 
 def machine_lines(device: str, probe: dict) -> list[str]:
@@ -260,32 +462,83 @@ def fmt_n(n: int) -> str:
     return f"1e{round(exponent)}" if exponent == round(exponent) else f"{n:,}"
 
 
-def render(cases: list[Case], repeats: dict[int, dict[str, int]]) -> list[str]:
-    header = ("N", "dist", "torch draw-only", "initcheck", "scipy pipeline",
-              "initcheck/torch", "scipy/initcheck")
-    sub = ("", "", "process / in-proc s", "process s", "process / in-proc s",
-           "(process)", "(process)")
-    rows = []
-    for c in cases:
-        rows.append((
-            fmt_n(c.n), c.dist,
-            f"{c.wall('torch'):.2f} / {c.inner('torch', 'draw_s'):.2f}",
-            f"{c.wall('initcheck'):.2f}",
-            f"{c.wall('scipy'):.2f} / {c.inner('scipy', 'work_s'):.2f}",
-            f"{c.wall('initcheck') / c.wall('torch'):.2f}x",
-            f"{c.wall('scipy') / c.wall('initcheck'):.1f}x",
-        ))
+def table(header: tuple[str, ...], sub: tuple[str, ...], rows: list[tuple[str, ...]], left: int = 2) -> list[str]:
+    """Plain text columns: the first ``left`` flush left, the rest flush right."""
     widths = [max(len(r[i]) for r in (header, sub, *rows)) for i in range(len(header))]
 
     def line(cells):
-        return "  ".join(cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(cells, widths)))
+        return "  ".join(cell.ljust(w) if i < left else cell.rjust(w)
+                         for i, (cell, w) in enumerate(zip(cells, widths))).rstrip()
 
-    out = [line(header), line(sub), "  ".join("-" * w for w in widths)]
-    out += [line(r) for r in rows]
+    return [line(header), line(sub), "  ".join("-" * w for w in widths), *(line(r) for r in rows)]
+
+
+def checking_costs(c: Case) -> tuple[float, float]:
+    """(initcheck, scipy): in-process seconds beyond drawing the same samples.
+
+    initcheck: its row seconds (--json) minus the torch draw-only in-process draw;
+    scipy: its in-process work minus its own draws (convert + concatenate + kstest)."""
+    initcheck = c.inner("initcheck", "row_s") - c.inner("torch", "draw_s")
+    scipy = c.inner("scipy", "work_s") - c.inner("scipy", "draw_s")
+    return initcheck, scipy
+
+
+def render(cases: list[Case], repeats: dict[int, dict[str, int]]) -> list[str]:
+    header = ("N", "dist", "torch draw-only", "initcheck", "scipy pipeline",
+              "initcheck/torch", "scipy/initcheck", "|", "checking: initcheck", "scipy", "scipy/initcheck")
+    sub = ("", "", "process / in-proc s", "process / row s", "process / in-proc s",
+           "(process)", "(process)", "|", "row - torch draw s", "in-proc - draw s", "(checking)")
+    rows = []
+    for c in cases:
+        check_initcheck, check_scipy = checking_costs(c)
+        rows.append((
+            fmt_n(c.n), c.dist,
+            f"{c.wall('torch'):.2f} / {c.inner('torch', 'draw_s'):.2f}",
+            f"{c.wall('initcheck'):.2f} / {c.inner('initcheck', 'row_s'):.2f}",
+            f"{c.wall('scipy'):.2f} / {c.inner('scipy', 'work_s'):.2f}",
+            f"{c.wall('initcheck') / c.wall('torch'):.2f}x",
+            f"{c.wall('scipy') / c.wall('initcheck'):.1f}x",
+            "|",
+            f"{check_initcheck:.2f}",
+            f"{check_scipy:.2f}",
+            f"{check_scipy / check_initcheck:.1f}x" if check_initcheck > 0 else "n/a (<= 0)",
+        ))
+    out = table(header, sub, rows)
     for n, counts in repeats.items():
         runs = ", ".join(f"{kind} {k}" for kind, k in counts.items())
         out.append(f"(N={fmt_n(n)}: median of runs per kind: {runs})")
-    out.append("(in-proc = after the imports, until the work is done)")
+    out.append("(in-proc = after the imports, until the work is done; row = initcheck's --json row \"seconds\", "
+               "its draws + folds)")
+    out.append("(process ratios: whole process vs whole process, start-up included; checking ratio: the cost of "
+               "verifying samples\n that are drawn anyway, i.e. scipy's convert + concat + kstest vs initcheck's "
+               "row time beyond torch's draws)")
+    return out
+
+
+def render_frameworks(cases: list[FrameworkCase], n: int, repeats: int) -> list[str]:
+    title = f"Per-framework row time at N = {fmt_n(n)} (in-process, imports excluded)"
+    out = [title, "-" * len(title)]
+    header = ("framework", "dist", "initcheck's API (from --json)", "draws", "framework sampling",
+              "initcheck row", "row - sampling", "initcheck/framework")
+    sub = ("", "", "", "", "in-proc s (first draw s)", "--json seconds", "s", f"(target <= {TARGET_VS_FRAMEWORK}x)")
+    rows = []
+    for c in cases:
+        report, row = c.sampler[0].report, c.initcheck[0].report
+        rows.append((
+            c.framework, c.dist, row["api"], f"{report['draws']}",
+            f"{c.sampling_s():.2f} ({c.first_draw_s():.2f})",
+            f"{c.row_s():.2f}",
+            f"{c.row_s() - c.sampling_s():+.2f}",
+            f"{c.ratio():.2f}x",
+        ))
+    out += table(header, sub, rows, left=3)
+    runs = "1 run each, not 3: repeats at 1e8 reduced to 1 to keep `make bench` within ~6 minutes" if repeats == 1 \
+        else f"median of {repeats} runs each"
+    out.append(f"({runs}; framework sampling = the adapter's exact draw calls after one untimed first draw, "
+               f"shown in brackets\n (for jax: the jit compile); initcheck row = its draws + folds, first draw "
+               f"and compile included)")
+    versions = sorted({c.sampler[0].report["version"] for c in cases})
+    out.append(f"(versions: {', '.join(versions)})")
     return out
 
 
@@ -305,7 +558,7 @@ def render_details(cases: list[Case]) -> list[str]:
     return out
 
 
-def render_targets(cases: list[Case]) -> list[str]:
+def render_targets(cases: list[Case], framework_cases: list[FrameworkCase]) -> list[str]:
     out = [f"Targets (at N={fmt_n(TARGET_N)}): initcheck <= {TARGET_VS_TORCH}x torch draw-only process; "
            f"scipy pipeline >= {TARGET_VS_SCIPY:.0f}x initcheck"]
     at_target = [c for c in cases if c.n == TARGET_N]
@@ -322,31 +575,53 @@ def render_targets(cases: list[Case]) -> list[str]:
             f"[{'MET' if vs_torch <= TARGET_VS_TORCH else 'MISSED'}]   "
             f"scipy/initcheck = {vs_scipy:.1f}x [{'MET' if vs_scipy >= TARGET_VS_SCIPY else 'MISSED'}]"
         )
+    out.append(f"Target (at N={fmt_n(FRAMEWORK_N)}, in-process): initcheck row <= {TARGET_VS_FRAMEWORK}x "
+               f"the framework's own sampling")
+    if not framework_cases:
+        out.append(f"  not measured: the per-framework section runs at N={fmt_n(FRAMEWORK_N)} only (skipped by --quick)")
+    failed = sum(r.exit_code == 1 for c in framework_cases for r in c.initcheck)
+    if failed:
+        out.append(f"  note: {failed} per-framework initcheck run(s) exited 1 (a check failed; see stderr)")
+    for c in framework_cases:
+        out.append(f"  {c.framework:<5} xavier {c.dist:<7}: initcheck/framework = {c.ratio():.2f}x "
+                   f"[{'MET' if c.ratio() <= TARGET_VS_FRAMEWORK else 'MISSED'}]")
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="N = 10^7 only.")
-    parser.add_argument("--device", default="cpu", help="Torch device, passed to every process (default cpu).")
+    parser.add_argument("--device", default="cpu", help="Device, passed to every process (default cpu; "
+                        "cuda / cuda:N means torch cuda:N, Keras /GPU:N, JAX gpu N).")
     parser.add_argument("--repeats", type=int, help="Runs of every kind at every N (default: 3, "
-                        "but 1 for the SciPy pipeline at 10^8); the median is reported.")
+                        "but 1 for the SciPy pipeline at 10^8 and 1 in the per-framework section); "
+                        "the median is reported.")
     args = parser.parse_args()
+    device_name(args.device)  # fail early on a device nobody understands
 
     sizes = SIZES_QUICK if args.quick else SIZES_FULL
     repeats = {n: {kind: args.repeats or DEFAULT_REPEATS[n][kind] for kind in KINDS} for n in sizes}
+    framework_repeats = args.repeats or FRAMEWORK_REPEATS
     started = time.perf_counter()
 
-    print("warming up (one untimed round at N=1e6) ...", file=sys.stderr, flush=True)
-    probe = run_process(helper_argv("draw", "normal", WARMUP_N, args.device)).report
-    for argv in commands("normal", WARMUP_N, args.device).values():
-        run_process(argv)
+    with tempfile.TemporaryDirectory(prefix="initcheck-bench-") as scratch_dir:
+        scratch = Path(scratch_dir)
+        print("warming up (one untimed round at N=1e6) ...", file=sys.stderr, flush=True)
+        probe = run_process(helper_argv("draw", "normal", WARMUP_N, args.device)).report
+        for kind, argv in commands("normal", WARMUP_N, args.device, scratch / "warmup.json").items():
+            run_initcheck(argv) if kind == "initcheck" else run_process(argv)
 
-    cases = [measure(n, dist, repeats[n], args.device) for n in sizes for dist in DISTS]
+        cases = [measure(n, dist, repeats[n], args.device, scratch) for n in sizes for dist in DISTS]
+        framework_cases = [] if args.quick else measure_frameworks(FRAMEWORK_N, framework_repeats, args.device, scratch)
 
     title = f"initcheck benchmark: xavier, dense {FAN_IN} -> {FAN_OUT} (torch shape {SHAPE}), float32"
     lines = [title, "=" * len(title), *machine_lines(args.device, probe), ""]
-    lines += render(cases, repeats) + [""] + render_details(cases) + [""] + render_targets(cases)
+    lines += render(cases, repeats) + [""] + render_details(cases) + [""]
+    if framework_cases:
+        lines += render_frameworks(framework_cases, FRAMEWORK_N, framework_repeats) + [""]
+    else:
+        lines += [f"Per-framework row time at N = {fmt_n(FRAMEWORK_N)}: skipped (--quick)", ""]
+    lines += render_targets(cases, framework_cases)
     lines.append(f"(benchmark wall time {time.perf_counter() - started:.0f} s)")
     print("\n".join(lines))
 

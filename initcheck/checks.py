@@ -37,6 +37,12 @@ from initcheck.summary import Summary
 
 #: Probability with which the power statements promise detection.
 POWER = 0.999
+#: The spike checks test each cell or value against max(its law mass, ATOM_FLOOR):
+#: an atom holding less than one value in a million cannot matter to training,
+#: and float64 CDF differences cannot resolve smaller law masses near the
+#: centre of a law anyway (PyTorch's bfloat16 samplers return an exact -0 about
+#: twice in 10^7 draws, where the rounded law's mass is 1e-39).
+ATOM_FLOOR = 1e-6
 
 
 @dataclass
@@ -114,13 +120,21 @@ def check_finite(summary: Summary) -> CheckResult:
     return CheckResult("finite", float(summary.nonfinite), detail, passed=passed)
 
 
+def ulp(dtype: np.dtype, value: float) -> float:
+    """One unit in the last place of ``value`` in the sample dtype (0 if not a float)."""
+    try:
+        spacing = float(np.spacing(dtype.type(abs(value))))
+    except (TypeError, ValueError):
+        return 0.0
+    return spacing if math.isfinite(spacing) and dtype.kind in "fV" else 0.0
+
+
 def check_support(law: Law, summary: Summary, dtype: np.dtype) -> CheckResult | None:
     """Values outside a bounded law's support, beyond one ulp of the sample dtype."""
     if not law.bounded or summary.count == 0:
         return None
     low, high = law.support
-    tolerance_low = float(np.spacing(dtype.type(abs(low)))) if dtype.kind == "f" else 0.0
-    tolerance_high = float(np.spacing(dtype.type(abs(high)))) if dtype.kind == "f" else 0.0
+    tolerance_low, tolerance_high = ulp(dtype, low), ulp(dtype, high)
     below = summary.minimum < low - tolerance_low
     above = summary.maximum > high + tolerance_high
     problems = []
@@ -216,10 +230,10 @@ def _cell_masses(law: Law, summary: Summary, dtype: np.dtype) -> tuple[np.ndarra
     cdf = law.cdf(edges)
     inner = np.diff(cdf)
     below, above = cdf[0], 1.0 - cdf[-1]
-    if law.bounded and dtype.kind == "f":
+    if law.bounded:
         low, high = law.support
-        below = max(below, float(law.cdf(low + np.spacing(dtype.type(abs(low)))) - law.cdf(low)))
-        above = max(above, float(law.cdf(high) - law.cdf(high - np.spacing(dtype.type(abs(high))))))
+        below = max(below, float(law.cdf(low + ulp(dtype, low)) - law.cdf(low)))
+        above = max(above, float(law.cdf(high) - law.cdf(high - ulp(dtype, high))))
     return np.concatenate([[below], inner, [above]]), edges
 
 
@@ -232,7 +246,7 @@ def check_spikes(law: Law, summary: Summary, dtype: np.dtype) -> CheckResult:
     is the p-value."""
     n = summary.count
     masses, edges = _cell_masses(law, summary, dtype)
-    tails = binomial_upper_tail_bound(summary.hist, n, masses)
+    tails = binomial_upper_tail_bound(summary.hist, n, np.maximum(masses, ATOM_FLOOR))
     k = int(np.argmin(tails))
     pvalue = float(min(1.0, tails[k] * len(masses)))
     share = summary.hist[k] / n
@@ -245,6 +259,41 @@ def check_spikes(law: Law, summary: Summary, dtype: np.dtype) -> CheckResult:
     ratio = f"{share / masses[k]:.3g}x its law mass" if masses[k] > 0 else "where the law has no mass"
     detail = f"spike {where}: {share:.3g} of the values, {ratio}"
     return CheckResult("spikes", share, detail, pvalue=pvalue)
+
+
+def _atom_counts(law, summary: Summary) -> np.ndarray:
+    """Counts of the finite values seen, aligned with the rounded law's atoms."""
+    from initcheck.lowp import counts_by_value
+
+    values, counts = counts_by_value(summary.patterns, summary.dtype16)
+    aligned = np.zeros(len(law.values), dtype=np.int64)
+    np.add.at(aligned, np.searchsorted(law.values, values), counts)
+    return aligned
+
+
+def check_ks_atoms(law, summary: Summary) -> CheckResult:
+    """Exact KS distance between the empirical CDF and the rounded law's, both
+    step functions that jump only at the representable values."""
+    n = summary.count
+    gaps = np.abs(np.cumsum(_atom_counts(law, summary)) / n - np.cumsum(law.masses))
+    k = int(np.argmax(gaps))
+    d = float(gaps[k])
+    pvalue = min(1.0, 2.0 * math.exp(-2.0 * n * d * d))
+    detail = f"KS D = {d:.3g} (exact, against the law rounded to {summary.dtype16}), largest at x = {law.values[k]:.4g}"
+    return CheckResult("ks", d, detail, pvalue=pvalue)
+
+
+def check_spikes_atoms(law, summary: Summary) -> CheckResult:
+    """Every representable value's count against its rounded-law mass."""
+    n = summary.count
+    counts = _atom_counts(law, summary)
+    tails = binomial_upper_tail_bound(counts, n, np.maximum(law.masses, ATOM_FLOOR))
+    k = int(np.argmin(tails))
+    pvalue = float(min(1.0, tails[k] * len(tails)))
+    share, mass = counts[k] / n, law.masses[k]
+    ratio = f"{share / mass:.3g}x its law mass {mass:.3g}" if mass > 0 else "where the law has no mass"
+    detail = f"atom at {law.values[k]:.6g}: {share:.3g} of the values, {ratio}"
+    return CheckResult("spikes", share, detail, pvalue=pvalue, resolution=float(law.masses.max()))
 
 
 #: The lag-1 pairs of Summary.pairs, in words.
@@ -278,12 +327,23 @@ def evaluate(law: Law, summary: Summary, dtype: np.dtype) -> list[CheckResult]:
     if summary.count < 2:
         checks.append(CheckResult("count", float(summary.count), "fewer than 2 finite values", passed=False))
         return checks
-    checks += [
-        check_mean(law, summary),
-        check_variance(law, summary),
-        check_ks(law, summary),
-        check_spikes(law, summary, np.dtype(dtype)),
-    ]
+    if summary.patterns is not None:  # 16-bit: exact, against the rounded law
+        from initcheck.lowp import RoundedLaw
+
+        rounded = RoundedLaw(law, summary.dtype16)
+        checks += [
+            check_mean(rounded, summary),
+            check_variance(rounded, summary),
+            check_ks_atoms(rounded, summary),
+            check_spikes_atoms(rounded, summary),
+        ]
+    else:
+        checks += [
+            check_mean(law, summary),
+            check_variance(law, summary),
+            check_ks(law, summary),
+            check_spikes(law, summary, np.dtype(dtype)),
+        ]
     independence = check_independence(summary)
     if independence is not None:
         checks.append(independence)
@@ -333,12 +393,13 @@ def annotate(checks: list[CheckResult], law: Law, summary: Summary, bonferroni_l
             check.power = ks_critical(bonferroni_level, n) + noise + check.resolution
             check.power_text = f"KS distance ≥ {check.power:.2g}"
         elif check.name == "spikes":
-            cells = summary.grid.cells + 2
-            expected = n / summary.grid.cells
+            # an atom hides in a cell (or on a value) of mass `resolution`
+            cells = summary.grid.cells + 2 if summary.grid is not None else len(summary.patterns)
+            expected = n * check.resolution
             log_term = math.log(cells / bonferroni_level)
             threshold = expected + math.sqrt(2.0 * expected * log_term) + log_term
             check.threshold = threshold / n
-            check.power = (threshold + beta_z * math.sqrt(threshold)) / n - 1.0 / summary.grid.cells
+            check.power = (threshold + beta_z * math.sqrt(threshold)) / n - check.resolution
             check.power_text = f"an atom ≥ {check.power:.2g} of the values"
         elif check.name == "independence":
             check.power = reach

@@ -79,6 +79,7 @@ class Options:
     quiet: bool
     progress: bool
     reference: str
+    strict: bool
 
     def validated(self) -> Options:
         if not 0.0 < self.alpha < 1.0:
@@ -125,6 +126,7 @@ def common_options(command):
                      help="Write every row and check to this JSON file."),
         click.option("--quiet", "-q", is_flag=True, help="Print the table only when something failed."),
         click.option("--progress/--no-progress", default=True, help="Progress bar on stderr for long runs."),
+        click.option("--strict", is_flag=True, help="Treat WARN (16-bit mass moved between bound atoms) as FAIL."),
         click.option("--reference", type=click.Choice(["documented", "paper"]), default="documented",
                      show_default=True,
                      help="Check each framework against the law its API documents, or the paper's law."),
@@ -143,7 +145,7 @@ def common_options(command):
 def execute(rows: list[Row], opts: Options, frameworks: list, title: str) -> int:
     """Run the rows, print, write reports; returns the exit code."""
     samples = opts.sample_count
-    results = run(rows, samples, opts.seed, opts.alpha, show_progress=opts.progress)
+    results = run(rows, samples, opts.seed, opts.alpha, show_progress=opts.progress, strict=opts.strict)
     code = exit_code(results)
     if code or not opts.quiet:
         console = make_console()

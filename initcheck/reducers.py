@@ -110,6 +110,50 @@ class HostReducer:
         return s
 
 
+class PatternReducer:
+    """Streaming statistics of 16-bit draws: every bit pattern counted exactly
+    (see :mod:`initcheck.lowp`), on the host or, for torch tensors on a GPU, on
+    the device; lag-1 pairs as for the other reducers."""
+
+    def __init__(self, law: Law, dtype: str, device=None):
+        from initcheck import lowp
+
+        self._lowp, self._dtype, self._ref = lowp, dtype, law.mean
+        self._patterns = np.zeros(lowp.PATTERNS, dtype=np.int64)
+        self._pairs = np.zeros((3, 4))
+        self._previous: np.ndarray | None = None
+        self._device_counts = None
+        if device is not None:
+            import torch
+
+            self._device_counts = torch.zeros(lowp.PATTERNS, dtype=torch.int64, device=device)
+
+    def fold(self, x) -> None:
+        row_length = _row_length(x)
+        if self._device_counts is not None:
+            import torch
+
+            flat = x.detach().reshape(-1).view(torch.int16).int() & 0xFFFF
+            self._device_counts += torch.bincount(flat, minlength=self._lowp.PATTERNS)
+            values = x.detach().reshape(-1).double().cpu().numpy()  # pairs on the host: O(draw)
+        else:
+            patterns = self._lowp.as_patterns(x)
+            _kernels.bit_patterns(patterns, self._patterns)
+            values = self._lowp.pattern_values(self._dtype)[patterns]
+        if np.isfinite(values).all():
+            previous = self._previous if self._previous is not None and self._previous.shape == values.shape else None
+            _kernels.pairs(values, previous, row_length, self._ref, self._pairs)
+            self._previous = values
+        else:
+            self._previous = None
+
+    def summary(self) -> Summary:
+        patterns = self._patterns
+        if self._device_counts is not None:
+            patterns = patterns + self._device_counts.cpu().numpy()
+        return self._lowp.pattern_summary(self._ref, self._dtype, patterns, self._pairs)
+
+
 def on_accelerator(sample) -> bool:
     """Whether a draw lives on a GPU (PyTorch, JAX or TensorFlow), without importing any."""
     module = type(sample).__module__
@@ -127,6 +171,12 @@ def reducer_for(sample, law: Law):
     arrays; on the accelerator, through torch (DLPack, no copy), for GPU arrays of
     any framework.  Without torch, GPU draws of JAX or TensorFlow are copied to
     the host, which is correct but slower."""
+    from initcheck.lowp import sixteen_bit_name
+
+    sixteen = sixteen_bit_name(sample)
+    if sixteen is not None:
+        torch_gpu = type(sample).__module__.startswith("torch") and on_accelerator(sample)
+        return PatternReducer(law, sixteen, device=sample.device if torch_gpu else None)
     if on_accelerator(sample):
         import importlib.util
 

@@ -29,7 +29,7 @@ from initcheck.grid import Grid
 @dataclass
 class Summary:
     ref: float
-    grid: Grid
+    grid: Grid | None
     count: int = 0
     nan: int = 0
     posinf: int = 0
@@ -42,9 +42,12 @@ class Summary:
     #: (slices along the first axis) and consecutive draws (same position):
     #: {sum (a - ref)(b - ref), sum (a - ref), sum (b - ref), number of pairs}.
     pairs: np.ndarray = field(default_factory=lambda: np.zeros((3, 4)))
+    #: For 16-bit dtypes: the count of every bit pattern (then grid and hist are None).
+    patterns: np.ndarray | None = None
+    dtype16: str | None = None
 
     def __post_init__(self):
-        if self.hist is None:
+        if self.hist is None and self.grid is not None:
             self.hist = np.zeros(self.grid.cells + 2, dtype=np.int64)
 
     @property
@@ -99,7 +102,10 @@ class Summary:
 
     def merge(self, other: Summary) -> Summary:
         """The summary of both streams together (same law, same grid)."""
-        if self.ref != other.ref or not self.grid.same(other.grid):
+        same_grid = (self.grid is None and other.grid is None) or (
+            self.grid is not None and other.grid is not None and self.grid.same(other.grid)
+        )
+        if self.ref != other.ref or not same_grid or self.dtype16 != other.dtype16:
             raise ValueError("summaries over different grids cannot be merged")
         return Summary(
             ref=self.ref,
@@ -111,8 +117,10 @@ class Summary:
             minimum=min(self.minimum, other.minimum),
             maximum=max(self.maximum, other.maximum),
             sums=self.sums + other.sums,
-            hist=self.hist + other.hist,
+            hist=None if self.hist is None else self.hist + other.hist,
             pairs=self.pairs + other.pairs,
+            patterns=None if self.patterns is None else self.patterns + other.patterns,
+            dtype16=self.dtype16,
         )
 
     def to_dict(self) -> dict:
@@ -127,7 +135,8 @@ class Summary:
             "ref": self.ref,
             "power_sums": [float(s) for s in self.sums],
             "lag_pairs": self.pairs.tolist(),
-            "grid": self.grid.to_dict(),
+            "grid": self.grid.to_dict() if self.grid is not None else None,
+            "exact_bit_patterns": self.dtype16,
         }
         if self.count > 1:
             out.update(

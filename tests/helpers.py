@@ -12,16 +12,21 @@ def sampler_plan(law, sample, shape=(1000, 1000), dtype="float32", name="synthet
     """A plan whose draws are ``sample(rng, size)`` reshaped, checked against ``law``."""
     size = int(np.prod(shape))
 
+    from initcheck.lowp import sample_dtype
+
     def draw(seed):
         rng = np.random.default_rng(seed)
-        return np.asarray(sample(rng, size), dtype=dtype).reshape(shape)
+        x = sample(rng, size)
+        if type(x).__module__.startswith("torch"):
+            return x.reshape(shape)
+        return np.asarray(x).astype(sample_dtype(dtype)).reshape(shape)
 
     return Plan(name, f"{name} sampler", law, tuple(shape), "cpu", dtype, draw)
 
 
-def check_rows(plans, samples=1_000_000, seed=0, alpha=1e-6):
+def check_rows(plans, samples=1_000_000, seed=0, alpha=1e-6, strict=False):
     """Run plans as one command; returns the row results."""
-    return run([Row("test", "layer", p) for p in plans], samples, seed, alpha, show_progress=False)
+    return run([Row("test", "layer", p) for p in plans], samples, seed, alpha, show_progress=False, strict=strict)
 
 
 def failed(result) -> set[str]:

@@ -20,7 +20,7 @@ from typing import Any, Callable
 from initcheck.errors import InputError
 from initcheck.laws import Law
 
-DTYPES = ("float32", "float64")
+DTYPES = ("float32", "float64", "float16", "bfloat16")
 _DEVICE = re.compile(r"^(cpu|cuda|gpu)(?::(\d+))?$")
 
 

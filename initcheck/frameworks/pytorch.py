@@ -25,7 +25,7 @@ from initcheck.laws import Law, Uniform
 from initcheck.grid import Grid
 from initcheck.summary import Summary
 
-_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+_DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
 class PyTorch(Framework):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from initcheck.frameworks.base import Framework, Plan
+from initcheck.lowp import sample_dtype
 
 
 class Reference(Framework):
@@ -36,7 +37,7 @@ class Reference(Framework):
 def law_plan(framework: str, law, shape, dtype) -> Plan:
     """A plan that samples ``law`` with NumPy's PCG64, seeded per draw."""
     size = int(np.prod(shape))
-    np_dtype = np.dtype(dtype)
+    np_dtype = sample_dtype(dtype)  # 16-bit: NumPy's float64 draw rounded to nearest
 
     def draw(seed: int) -> np.ndarray:
         rng = np.random.default_rng(seed)

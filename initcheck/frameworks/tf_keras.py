@@ -31,6 +31,9 @@ with native_stderr_silenced():
     import tensorflow as tf
     import keras
 
+    tf.config.list_physical_devices()  # device discovery logs too ("failed call to cuInit")
+    tf.zeros(1)  # and so does the first op, which creates the context
+
 tf.get_logger().setLevel("ERROR")
 
 from initcheck.laws import Constant, TruncatedNormal, Uniform  # noqa: E402

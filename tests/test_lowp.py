@@ -1,0 +1,96 @@
+"""Low precision: exact bit-pattern counts, the rounded law, and the WARN rule."""
+
+import numpy as np
+import pytest
+import torch
+
+from initcheck.laws import Normal, Uniform
+from initcheck.lowp import RoundedLaw, pattern_values
+from initcheck.reducers import PatternReducer
+
+from helpers import check_rows, failed, sampler_plan
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_rounded_law_is_a_proper_discrete_law(dtype):
+    law = Normal(0.0, 0.05)
+    rounded = RoundedLaw(law, dtype)
+    assert rounded.masses.sum() == pytest.approx(1.0, abs=1e-12)
+    assert np.all(rounded.masses >= 0)
+    assert rounded.mean == pytest.approx(0.0, abs=1e-9)
+    # rounding adds about ulp^2 / 12 of variance: tiny against sigma^2
+    assert rounded.variance == pytest.approx(law.variance, rel=1e-4)
+
+
+def test_pattern_values_cover_every_pattern():
+    values = pattern_values("bfloat16")
+    assert values.shape == (65536,) and values[0x3F80] == 1.0 and values[0xBF80] == -1.0
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_pattern_reducer_is_exact(dtype):
+    x = torch.randn(1000, 100, generator=torch.Generator().manual_seed(0)).to(getattr(torch, dtype))
+    reducer = PatternReducer(Normal(0.0, 1.0), dtype)
+    reducer.fold(x)
+    s = reducer.summary()
+    exact = x.double().numpy().ravel()
+    assert s.count == exact.size
+    assert s.mean == pytest.approx(exact.mean(), rel=1e-12, abs=1e-15)
+    assert s.variance == pytest.approx(exact.var(ddof=1), rel=1e-12)
+    assert (s.minimum, s.maximum) == (exact.min(), exact.max())
+
+
+def torch_sampler(function, dtype, **kwargs):
+    def sample(rng, n):
+        g = torch.Generator().manual_seed(int(rng.integers(2**62)))
+        return function(torch.empty(n, dtype=getattr(torch, dtype)), generator=g, **kwargs)
+    return sample
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_correct_16_bit_normals_pass(dtype):
+    law = Normal(0.0, 0.05)
+    plans = [
+        sampler_plan(law, torch_sampler(torch.nn.init.normal_, dtype, std=0.05), dtype=dtype, name="torch"),
+        sampler_plan(law, lambda rng, n: rng.normal(0, 0.05, n), dtype="float32", name="float32"),
+    ]
+    # the numpy sampler's float32 draws become 16-bit only through the plan's dtype
+    plans[1] = sampler_plan(law, lambda rng, n: rng.normal(0, 0.05, n).astype(np.float32), dtype=dtype, name="numpy")
+    for row in check_rows(plans, samples=20_000_000):
+        assert row.verdict == "PASS", (row.framework, row.reason)
+
+
+def test_torch_bfloat16_uniform_is_a_warning_not_a_failure():
+    """PyTorch's bf16 uniform_(-1, 1) never returns +1 and puts that mass on -1."""
+    law = Uniform(-1.0, 1.0)
+    plan = sampler_plan(law, torch_sampler(torch.nn.init.uniform_, "bfloat16", a=-1.0, b=1.0), dtype="bfloat16")
+    (row,) = check_rows([plan], samples=20_000_000)
+    assert row.verdict == "WARN", row.reason
+    assert "mass moved between the bound atoms" in row.reason and "-1 holds" in row.reason
+    (strict,) = check_rows([plan], samples=20_000_000, strict=True)
+    assert strict.verdict == "FAIL" and "--strict" in strict.reason
+
+
+def test_a_sampler_stuck_at_a_bound_stays_a_failure():
+    """Extra mass on a bound is not a move between the bound atoms."""
+    law = Uniform(-1.0, 1.0)
+
+    def stuck(rng, n):
+        x = rng.uniform(-1.0, 1.0, n).astype(np.float32)
+        x[rng.random(n) < 1e-3] = -1.0
+        return x
+
+    (row,) = check_rows([sampler_plan(law, stuck, dtype="bfloat16")], samples=10_000_000)
+    assert row.verdict == "FAIL" and "spikes" in failed(row)
+
+
+def test_zeroed_remainder_in_float16_fails():
+    law = Normal(0.0, 0.05)
+
+    def zeros(rng, n):
+        x = rng.normal(0, 0.05, n)
+        x[: n // 1000] = 0.0
+        return x
+
+    (row,) = check_rows([sampler_plan(law, zeros, dtype="float16")], samples=10_000_000)
+    assert "spikes" in failed(row) and "atom at 0" in row.check("spikes").detail
