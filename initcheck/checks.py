@@ -366,6 +366,20 @@ def apply_holm(checks: list[CheckResult], alpha: float) -> None:
         check.passed = not rejecting
 
 
+#: Statistical checks per row (mean, variance, ks, spikes, independence).
+CHECKS_PER_ROW = 5
+
+
+def samples_to_detect(law: Law, std_error: float, level: float) -> int:
+    """The N at which the variance check catches a relative std error of
+    ``std_error`` with probability POWER at ``level`` (inverts the power statement
+    of :func:`annotate`)."""
+    relative_variance = (1.0 + std_error) ** 2 - 1.0
+    spread = math.sqrt(law.fourth_moment / law.variance**2 - 1.0)
+    z = _z_critical(level) + standard_normal_quantile(POWER)
+    return math.ceil((z * spread / relative_variance) ** 2)
+
+
 def annotate(checks: list[CheckResult], law: Law, summary: Summary, bonferroni_level: float) -> None:
     """Fill in thresholds (at each check's Holm level) and power statements: the
     smallest deviation each check detects with probability POWER at the

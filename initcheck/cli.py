@@ -36,6 +36,7 @@ from initcheck.runner import Row, run
 from initcheck.schemes import DISTRIBUTIONS, MODES, NONLINEARITIES, InitSpec
 
 MIN_SAMPLES = 1000
+DEFAULT_SAMPLES = "1e7"
 #: Layer of the explicit-law commands when the user gives none.
 DEFAULT_SHAPE = (256, 784)
 
@@ -72,7 +73,8 @@ class Options:
     layout: str
     fan_in: int | None
     fan_out: int | None
-    samples: str
+    samples: str | None
+    detect: str | None
     seed: int
     alpha: float
     json_path: str | None
@@ -90,7 +92,23 @@ class Options:
 
     @property
     def sample_count(self) -> int:
-        return parse_samples(self.samples)
+        return parse_samples(self.samples or DEFAULT_SAMPLES)
+
+    @property
+    def detect_error(self) -> float | None:
+        """--detect as a fraction ("0.5%" -> 0.005), or None."""
+        if self.detect is None:
+            return None
+        if self.samples is not None:
+            raise InputError("give --samples or --detect, not both")
+        text = self.detect.strip()
+        try:
+            value = float(text.rstrip("%")) / (100.0 if text.endswith("%") else 1.0)
+        except ValueError:
+            raise InputError(f"--detect {self.detect!r} is not a number or a percentage") from None
+        if not 0.0 < value < 1.0:
+            raise InputError(f"--detect must be between 0 and 100%, got {self.detect}")
+        return value
 
     def layers(self, required: bool) -> list[Layer]:
         """The dense layer of --fan-in/--fan-out and every --shape."""
@@ -118,7 +136,9 @@ def common_options(command):
                      help="How --shape is read: torch (out, in, *kernel) or keras (*kernel, in, out)."),
         click.option("--fan-in", type=int, help="Dense layer input size."),
         click.option("--fan-out", type=int, help="Dense layer output size."),
-        click.option("--samples", "-n", default="1e7", show_default=True, help="Values per row (1e8 notation ok)."),
+        click.option("--samples", "-n", help="Values per row, default 1e7 (1e8 notation ok)."),
+        click.option("--detect", help="Choose N so a relative std error this large (e.g. 0.5%) is caught "
+                                      "with probability 0.999."),
         click.option("--seed", type=int, default=0, show_default=True),
         click.option("--alpha", type=float, default=1e-6, show_default=True,
                      help="Family-wise false-failure rate of the whole command (Holm)."),
@@ -143,18 +163,44 @@ def common_options(command):
 
 
 def execute(rows: list[Row], opts: Options, frameworks: list, title: str) -> int:
-    """Run the rows, print, write reports; returns the exit code."""
-    samples = opts.sample_count
-    results = run(rows, samples, opts.seed, opts.alpha, show_progress=opts.progress, strict=opts.strict)
-    code = exit_code(results)
+    """Run the rows, print, write reports; returns the exit code (130 after Ctrl-C,
+    with the table of what was sampled so far)."""
+    samples = opts.sample_count if opts.detect_error is None else detect_samples(rows, opts)
+    outcome = run(rows, samples, opts.seed, opts.alpha, show_progress=opts.progress, strict=opts.strict)
+    results = outcome.results
+    code = 130 if outcome.interrupted else exit_code(results)
     if code or not opts.quiet:
         console = make_console()
-        render_table(results, console, title)
+        render_table(results, console, title + (" (PARTIAL: interrupted)" if outcome.interrupted else ""))
         render_footer(results, opts.alpha, console)
     if opts.json_path:
-        settings = {"samples": samples, "seed": opts.seed, "alpha": opts.alpha, "device": opts.device}
+        settings = {"samples": samples, "seed": opts.seed, "alpha": opts.alpha, "device": opts.device,
+                    "interrupted": outcome.interrupted}
         write_json(opts.json_path, json_report(results, settings, environment(frameworks)))
     return code
+
+
+def detect_samples(rows: list[Row], opts: Options) -> int:
+    """--detect: the largest N any row needs, announced with an estimate of the
+    time it takes (from one timed draw of the first row)."""
+    import time
+
+    from initcheck.checks import CHECKS_PER_ROW, samples_to_detect
+
+    plans = [row.plan for row in rows if isinstance(row.plan, Plan)]
+    if not plans:
+        return parse_samples(DEFAULT_SAMPLES)
+    level = opts.alpha / (CHECKS_PER_ROW * len(plans))
+    samples = max(MIN_SAMPLES, max(samples_to_detect(p.law, opts.detect_error, level) for p in plans))
+    started = time.perf_counter()
+    first = plans[0].draw(0)
+    per_value = (time.perf_counter() - started) / max(1, math.prod(getattr(first, "shape", (1,))))
+    click.echo(
+        f"initcheck: --detect {opts.detect}: {samples:,} values per row, {len(plans)} rows; "
+        f"about {per_value * samples * len(plans) * 1.5:.1f} s at the first row's drawing rate",
+        err=True,
+    )
+    return samples
 
 
 def check_scheme(specs: list[InitSpec], opts: Options) -> int:

@@ -65,6 +65,7 @@ class RowResult:
     verdict: str = "SKIP"
     reason: str = ""
     seconds: float = 0.0
+    partial: bool = False
 
     def check(self, name: str) -> CheckResult | None:
         return next((c for c in self.checks if c.name == name), None)
@@ -82,6 +83,7 @@ class RowResult:
             "verdict": self.verdict,
             "reason": self.reason,
             "seconds": round(self.seconds, 3),
+            "partial": self.partial,
             "statistics": self.summary.to_dict() if self.summary else None,
             "checks": [c.to_dict() for c in self.checks],
         }
@@ -146,55 +148,95 @@ def _draw_count(plan: Plan, samples: int) -> int:
     return max(1, math.ceil(wanted / math.prod(plan.shape)))
 
 
+class Interrupted(Exception):
+    """Ctrl-C during a row; carries the summary of what was folded so far."""
+
+    def __init__(self, summary: Summary | None):
+        super().__init__("interrupted")
+        self.summary = summary
+
+
 def sample_row(plan: Plan, samples: int, seed: int, progress: _Progress, label: str) -> Summary:
-    """Draw and fold until at least ``samples`` values; returns the row's summary."""
+    """Draw and fold until at least ``samples`` values; returns the row's summary.
+
+    On Ctrl-C the draw being folded is finished and :class:`Interrupted` carries
+    the summary so far."""
     size = math.prod(plan.shape)
     draws = _draw_count(plan, samples)
     reducer = None
     pending = None
     with ThreadPoolExecutor(max_workers=1) as folder:
-        for index in range(draws):
-            x = plan.draw(draw_seed(seed, plan.key, index))
-            if reducer is None:
-                if plan.dtype == "?":
-                    plan.dtype, plan.device = _array_info(x)
-                reducer = reducer_for(x, plan.law)
+        try:
+            for index in range(draws):
+                x = plan.draw(draw_seed(seed, plan.key, index))
+                if reducer is None:
+                    if plan.dtype == "?":
+                        plan.dtype, plan.device = _array_info(x)
+                    reducer = reducer_for(x, plan.law)
+                if pending is not None:
+                    pending.result()
+                pending = folder.submit(reducer.fold, x)
+                progress.advance(size, label)
+            pending.result()
+        except KeyboardInterrupt:
             if pending is not None:
                 pending.result()
-            pending = folder.submit(reducer.fold, x)
-            progress.advance(size, label)
-        pending.result()
+            raise Interrupted(reducer.summary() if reducer is not None else None) from None
     return reducer.summary()
+
+
+@dataclass
+class Outcome:
+    """Every row's result, and whether Ctrl-C cut the run short."""
+
+    results: list[RowResult]
+    interrupted: bool = False
 
 
 def run(
     rows: list[Row], samples: int, seed: int, alpha: float, show_progress: bool = True, strict: bool = False
-) -> list[RowResult]:
-    """Sample every runnable row, then check all of them under one Holm family."""
+) -> Outcome:
+    """Sample every runnable row, then check all of them under one Holm family.
+
+    Ctrl-C stops the sampling: the row in progress is checked on what it drew
+    (marked partial) and the rows not reached are skipped."""
     plans = [r.plan for r in rows if isinstance(r.plan, Plan)]
     total = sum(_draw_count(p, samples) * math.prod(p.shape) for p in plans)
     progress = _Progress(total, show_progress)
-    results = []
+    outcome = Outcome([])
     try:
         for row in rows:
             plan = row.plan
             result = RowResult(
                 row.initializer, row.layer, plan.framework, plan.api, plan.shape, plan.device, plan.dtype
             )
+            outcome.results.append(result)
             if isinstance(plan, Skip):
                 result.reason = plan.reason
-            else:
-                started = time.perf_counter()
+                continue
+            if outcome.interrupted:
+                result.reason = "not run: interrupted"
+                continue
+            started = time.perf_counter()
+            try:
                 summary = sample_row(plan, samples, seed, progress, f"{plan.framework} {row.initializer}")
-                result.seconds = time.perf_counter() - started
-                result.device, result.dtype = plan.device, plan.dtype
-                result.law, result.summary = plan.law, summary
-                result.checks = evaluate(plan.law, summary, sample_dtype(plan.dtype))
-            results.append(result)
+            except Interrupted as stop:
+                outcome.interrupted, summary = True, stop.summary
+                result.partial = True
+            result.seconds = time.perf_counter() - started
+            result.device, result.dtype = plan.device, plan.dtype
+            if summary is None or summary.total == 0:
+                result.reason = "not run: interrupted"
+                continue
+            result.law, result.summary = plan.law, summary
+            result.checks = evaluate(plan.law, summary, sample_dtype(plan.dtype))
     finally:
         progress.close()
-    decide(results, alpha, strict)
-    return results
+    decide(outcome.results, alpha, strict)
+    for result in outcome.results:
+        if result.partial:
+            result.reason = "partial (interrupted). " + result.reason
+    return outcome
 
 
 def decide(results: list[RowResult], alpha: float, strict: bool = False) -> None:

@@ -191,3 +191,23 @@ def test_binomial_tail_bound_is_conservative():
         assert binomial_upper_tail_bound(count, n, p) >= exact
     assert binomial_upper_tail_bound(5, n, 0.0) == 0.0
     assert binomial_upper_tail_bound(50, n, p) == 1.0
+
+
+def test_ctrl_c_checks_what_was_sampled_and_skips_the_rest():
+    from initcheck.runner import Row, run
+
+    calls = {"n": 0}
+
+    def sample(rng, n):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return rng.normal(0, STD, n)
+
+    plans = [sampler_plan(NORMAL, sample, shape=(100, 100), name="first"), sampler_plan(NORMAL, normal(), name="second")]
+    outcome = run([Row("t", "l", p) for p in plans], 1_000_000, 0, 1e-6, show_progress=False)
+    first, second = outcome.results
+    assert outcome.interrupted
+    assert first.partial and first.summary.count == 3 * 10_000 and first.verdict == "PASS"
+    assert first.reason.startswith("partial (interrupted)")
+    assert second.verdict == "SKIP" and "interrupted" in second.reason

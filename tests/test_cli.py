@@ -271,3 +271,21 @@ def test_python_dash_m_and_no_traceback_in_a_real_process(custom_file):
     )
     assert bad.returncode == 2
     assert bad.stderr.strip() == "initcheck: error: raises(shape=(4, 4), seed=" + bad.stderr.split("seed=")[1].split(")")[0] + ") raised ValueError: boom"
+
+
+def test_ctrl_c_prints_the_partial_table_and_exits_130(capsys, tmp_path):
+    path = tmp_path / "interrupt.py"
+    path.write_text(textwrap.dedent(
+        """
+        import numpy as np
+        calls = []
+        def f(shape, seed):
+            calls.append(seed)
+            if len(calls) == 5:
+                raise KeyboardInterrupt
+            return np.random.default_rng(seed).normal(0, 0.1, shape)
+        """
+    ))
+    code, out, err = run_cli(capsys, "custom", f"{path}:f", "--expect", "normal", "--std", "0.1", "--shape", "100,100", *SMALL)
+    assert code == 130
+    assert "PARTIAL" in out and "interrupted" in out
