@@ -258,7 +258,7 @@ def check_spikes(law: Law, summary: Summary, dtype: np.dtype) -> CheckResult:
         where = f"in [{edges[k - 1]:.4g}, {edges[k]:.4g})"
     ratio = f"{share / masses[k]:.3g}x its law mass" if masses[k] > 0 else "where the law has no mass"
     detail = f"spike {where}: {share:.3g} of the values, {ratio}"
-    return CheckResult("spikes", share, detail, pvalue=pvalue)
+    return CheckResult("spikes", share, detail, pvalue=pvalue, resolution=float(np.median(masses)))
 
 
 def _atom_counts(law, summary: Summary) -> np.ndarray:
