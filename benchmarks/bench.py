@@ -59,8 +59,8 @@ both sides (imports excluded):
   draw called with shape (784, 256) and dtype "float32" under ``tf.device``,
   then ``np.asarray`` on the result to force it (on a GPU: no copy, one device
   sync at the end); JAX, ``jax.nn.initializers.glorot_normal()`` /
-  ``glorot_uniform()`` jitted once with ``jax_enable_x64`` on (as the adapter
-  sets it), called with ``jax.random.key(s)`` per draw, each result
+  ``glorot_uniform()`` jitted once, key included, with ``jax_enable_x64`` on
+  (as the adapter sets it), called with the seed ``s`` per draw, each result
   ``block_until_ready()``.  One untimed first draw comes before the clock
   starts (for JAX it is the jit compile; its time is shown apart).
 * initcheck row: ``initcheck xavier --dist D --fan-in 784 --fan-out 256 -f F
@@ -108,11 +108,13 @@ TARGET_VS_SCIPY = 10.0  # SciPy pipeline process >= 10 x initcheck process
 TARGET_N = 10**8
 MARKER = "BENCH-RESULT "
 
-# The per-framework section: N, frameworks, runs per (framework, dist, kind).
-FRAMEWORK_N = 10**8
+# The per-framework section: sizes, frameworks, runs per (framework, dist, N).
+FRAMEWORK_SIZES = (10**7, 10**8, 10**9)
+FRAMEWORK_N = 10**8  # the ratio target applies from here up
 FRAMEWORKS = ("torch", "keras", "jax")
-FRAMEWORK_REPEATS = 1  # one run each at 10^8 keeps `make bench` within ~6 minutes on 2 cores
+FRAMEWORK_REPEATS = 1  # one run each keeps `make bench` within ~12 minutes on 2 cores
 TARGET_VS_FRAMEWORK = 1.5  # initcheck row seconds <= 1.5 x the framework's own sampling, in-process
+TARGET_GPU_RATE = 1e9  # values verified per second, end to end after warm-up, on a GPU
 
 # The helper run by processes 1 and 3: ``python -c HELPER '{"mode": ..., ...}'``.
 # It prints one line, MARKER + JSON, with its own timings (seconds after import).
@@ -144,7 +146,8 @@ def draw(index):
     return weight
 
 out = {"draws": draws, "samples": draws * size, "torch": torch.__version__,
-       "threads": torch.get_num_threads(), "import_s": t_imported - t_start}
+       "threads": torch.get_num_threads(), "import_s": t_imported - t_start,
+       "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None}
 t0 = time.perf_counter()
 if cfg["mode"] == "draw":
     for i in range(draws):
@@ -159,10 +162,11 @@ else:
     t2 = time.perf_counter()
     std = math.sqrt(2.0 / (cfg["fan_in"] + cfg["fan_out"]))
     if cfg["dist"] == "normal":
-        ks = scipy.stats.kstest(x, "norm", args=(0.0, std))
+        law = scipy.stats.norm(0.0, std)
     else:
         bound = math.sqrt(3.0) * std
-        ks = scipy.stats.kstest(x, "uniform", args=(-bound, 2.0 * bound))
+        law = scipy.stats.uniform(-bound, 2.0 * bound)
+    ks = scipy.stats.kstest(x, law.cdf)
     t3 = time.perf_counter()
     out.update(draw_s=t1 - t0, concat_s=t2 - t1, kstest_s=t3 - t2,
                ks_statistic=float(ks.statistic), ks_pvalue=float(ks.pvalue))
@@ -232,11 +236,12 @@ elif framework == "jax":
     shape = (fan_in, fan_out)
     initializer = jax.nn.initializers.glorot_normal() if normal else jax.nn.initializers.glorot_uniform()
     target = jax.devices("cpu")[0] if gpu is None else jax.devices("gpu")[gpu]
-    sample = jax.jit(lambda key: initializer(key, shape, "float32"))
+    import numpy as np
+    sample = jax.jit(lambda seed: initializer(jax.random.key(seed), shape, "float32"))
 
     def draw(seed):
         with jax.default_device(target):
-            return sample(jax.random.key(seed % 2**32))
+            return sample(np.uint32(seed % 2**32))
 
     finish = lambda x: x.block_until_ready()
 else:
@@ -343,7 +348,8 @@ def run_initcheck(argv: list[str]) -> Run:
     if len(rows) != 1 or rows[0]["verdict"] == "SKIP":
         raise SystemExit(f"expected one sampled row, got {[(r['framework'], r['verdict'], r['reason']) for r in rows]}")
     row = rows[0]
-    run.report = {"row_s": row["seconds"], "api": row["api"], "verdict": row["verdict"], "device": row["device"]}
+    run.report = {"row_s": row["seconds"], "api": row["api"], "verdict": row["verdict"], "device": row["device"],
+                  "values": row["statistics"]["count"]}
     return run
 
 
@@ -400,6 +406,7 @@ class FrameworkCase:
 
     framework: str
     dist: str
+    n: int
     sampler: list[Run]
     initcheck: list[Run]
 
@@ -415,12 +422,20 @@ class FrameworkCase:
     def ratio(self) -> float:
         return self.row_s() / self.sampling_s()
 
+    def rate(self) -> float:
+        """Values verified per second: the row's values over its seconds."""
+        return self.initcheck[0].report["values"] / self.row_s()
 
-def measure_frameworks(n: int, repeats: int, device: str, scratch: Path) -> list[FrameworkCase]:
+    def rss(self) -> float:
+        return statistics.median(r.peak_rss_mib for r in self.initcheck)
+
+
+def measure_frameworks(sizes, frameworks, repeats: int, device: str, scratch: Path) -> list[FrameworkCase]:
     """Each framework's sampler and initcheck's row, ``repeats`` times each, interleaved."""
-    cases = [FrameworkCase(f, dist, [], []) for dist in DISTS for f in FRAMEWORKS]
+    cases = [FrameworkCase(f, dist, n, [], []) for n in sizes for dist in DISTS for f in frameworks]
     for attempt in range(repeats):
         for case in cases:
+            n = case.n
             helper = framework_helper_argv(case.framework, case.dist, n, device)
             command = initcheck_argv(case.dist, n, device, scratch / "framework.json", case.framework)
             for label, runs, runner, argv in (("sampling", case.sampler, run_process, helper),
@@ -451,7 +466,7 @@ def machine_lines(device: str, probe: dict) -> list[str]:
         f"Python   : {platform.python_version()} on {platform.system()} {platform.release()}",
         f"torch    : {probe['torch']} ({probe['threads']} intra-op threads), numpy {numpy.__version__}, "
         f"scipy {scipy.__version__}",
-        f"device   : {device}",
+        f"device   : {device}" + (f" ({probe['gpu']})" if probe.get("gpu") else ""),
         f"load avg : {' '.join(f'{x:.2f}' for x in os.getloadavg())} (1/5/15 min, at the end; "
         f"other work on the machine skews the times)",
     ]
@@ -515,28 +530,29 @@ def render(cases: list[Case], repeats: dict[int, dict[str, int]]) -> list[str]:
     return out
 
 
-def render_frameworks(cases: list[FrameworkCase], n: int, repeats: int) -> list[str]:
-    title = f"Per-framework row time at N = {fmt_n(n)} (in-process, imports excluded)"
+def render_frameworks(cases: list[FrameworkCase], repeats: int, device: str) -> list[str]:
+    title = f"Per-framework row time on {device} (in-process, imports excluded)"
     out = [title, "-" * len(title)]
-    header = ("framework", "dist", "initcheck's API (from --json)", "draws", "framework sampling",
-              "initcheck row", "row - sampling", "initcheck/framework")
-    sub = ("", "", "", "", "in-proc s (first draw s)", "--json seconds", "s", f"(target <= {TARGET_VS_FRAMEWORK}x)")
+    header = ("framework", "dist", "N", "initcheck's API (from --json)", "draws", "framework sampling",
+              "initcheck row", "initcheck/framework", "verified", "peak RSS")
+    sub = ("", "", "", "", "", "in-proc s (first draw s)", "--json seconds", f"(target <= {TARGET_VS_FRAMEWORK}x)",
+           "values/s", "MiB")
     rows = []
     for c in cases:
         report, row = c.sampler[0].report, c.initcheck[0].report
         rows.append((
-            c.framework, c.dist, row["api"], f"{report['draws']}",
+            c.framework, c.dist, fmt_n(c.n), row["api"], f"{report['draws']}",
             f"{c.sampling_s():.2f} ({c.first_draw_s():.2f})",
             f"{c.row_s():.2f}",
-            f"{c.row_s() - c.sampling_s():+.2f}",
             f"{c.ratio():.2f}x",
+            f"{c.rate():.3g}",
+            f"{c.rss():.0f}",
         ))
-    out += table(header, sub, rows, left=3)
-    runs = "1 run each, not 3: repeats at 1e8 reduced to 1 to keep `make bench` within ~6 minutes" if repeats == 1 \
-        else f"median of {repeats} runs each"
+    out += table(header, sub, rows, left=4)
+    runs = "1 run each" if repeats == 1 else f"median of {repeats} runs each"
     out.append(f"({runs}; framework sampling = the adapter's exact draw calls after one untimed first draw, "
                f"shown in brackets\n (for jax: the jit compile); initcheck row = its draws + folds, first draw "
-               f"and compile included)")
+               f"and compile included;\n verified = the row's values / its seconds; peak RSS = the initcheck process's)")
     versions = sorted({c.sampler[0].report["version"] for c in cases})
     out.append(f"(versions: {', '.join(versions)})")
     return out
@@ -558,11 +574,13 @@ def render_details(cases: list[Case]) -> list[str]:
     return out
 
 
-def render_targets(cases: list[Case], framework_cases: list[FrameworkCase]) -> list[str]:
-    out = [f"Targets (at N={fmt_n(TARGET_N)}): initcheck <= {TARGET_VS_TORCH}x torch draw-only process; "
-           f"scipy pipeline >= {TARGET_VS_SCIPY:.0f}x initcheck"]
+def render_targets(cases: list[Case], framework_cases: list[FrameworkCase], device: str) -> list[str]:
+    out = []
+    if cases:
+        out.append(f"Targets (at N={fmt_n(TARGET_N)}): initcheck <= {TARGET_VS_TORCH}x torch draw-only process; "
+                   f"scipy pipeline >= {TARGET_VS_SCIPY:.0f}x initcheck")
     at_target = [c for c in cases if c.n == TARGET_N]
-    if not at_target:
+    if cases and not at_target:
         out.append(f"  not measured: N={fmt_n(TARGET_N)} was not run (--quick); the ratios above are for reference")
     failed = sum(r.exit_code == 1 for c in cases for r in c.runs["initcheck"])
     if failed:
@@ -570,34 +588,61 @@ def render_targets(cases: list[Case], framework_cases: list[FrameworkCase]) -> l
     for c in at_target:
         vs_torch = c.wall("initcheck") / c.wall("torch")
         vs_scipy = c.wall("scipy") / c.wall("initcheck")
+        check_initcheck, check_scipy = checking_costs(c)
+        checking = f"{check_scipy / check_initcheck:.1f}x" if check_initcheck > 0 else "n/a"
         out.append(
             f"  xavier {c.dist:<7}: initcheck/torch = {vs_torch:.2f}x "
             f"[{'MET' if vs_torch <= TARGET_VS_TORCH else 'MISSED'}]   "
-            f"scipy/initcheck = {vs_scipy:.1f}x [{'MET' if vs_scipy >= TARGET_VS_SCIPY else 'MISSED'}]"
+            f"scipy/initcheck = {vs_scipy:.1f}x process [{'MET' if vs_scipy >= TARGET_VS_SCIPY else 'MISSED'}], "
+            f"{checking} checking"
         )
-    out.append(f"Target (at N={fmt_n(FRAMEWORK_N)}, in-process): initcheck row <= {TARGET_VS_FRAMEWORK}x "
-               f"the framework's own sampling")
+    out.append(f"Target (N >= {fmt_n(FRAMEWORK_N)}, in-process): initcheck row <= {TARGET_VS_FRAMEWORK}x "
+               f"the framework's own sampling" + (f"; on a GPU >= {TARGET_GPU_RATE:.0e} values verified per second "
+                                                   f"at the largest N" if device != "cpu" else ""))
     if not framework_cases:
-        out.append(f"  not measured: the per-framework section runs at N={fmt_n(FRAMEWORK_N)} only (skipped by --quick)")
+        out.append("  not measured: the per-framework section was skipped")
     failed = sum(r.exit_code == 1 for c in framework_cases for r in c.initcheck)
     if failed:
         out.append(f"  note: {failed} per-framework initcheck run(s) exited 1 (a check failed; see stderr)")
+    largest = max((c.n for c in framework_cases), default=0)
     for c in framework_cases:
-        out.append(f"  {c.framework:<5} xavier {c.dist:<7}: initcheck/framework = {c.ratio():.2f}x "
-                   f"[{'MET' if c.ratio() <= TARGET_VS_FRAMEWORK else 'MISSED'}]")
+        if c.n < FRAMEWORK_N:
+            continue
+        line = (f"  {c.framework:<5} xavier {c.dist:<7} N={fmt_n(c.n)}: initcheck/framework = {c.ratio():.2f}x "
+                f"[{'MET' if c.ratio() <= TARGET_VS_FRAMEWORK else 'MISSED'}]")
+        if device != "cpu" and c.n == largest:
+            line += f"   {c.rate():.3g} values/s [{'MET' if c.rate() >= TARGET_GPU_RATE else 'MISSED'}]"
+        out.append(line)
     return out
+
+
+def installed_frameworks() -> list[str]:
+    import importlib.util
+
+    module = {"torch": "torch", "keras": "tensorflow", "jax": "jax"}
+    return [f for f in FRAMEWORKS if importlib.util.find_spec(module[f]) is not None]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="N = 10^7 only.")
+    parser.add_argument("--quick", action="store_true", help="N = 10^7 only, in both sections.")
     parser.add_argument("--device", default="cpu", help="Device, passed to every process (default cpu; "
                         "cuda / cuda:N means torch cuda:N, Keras /GPU:N, JAX gpu N).")
     parser.add_argument("--repeats", type=int, help="Runs of every kind at every N (default: 3, "
                         "but 1 for the SciPy pipeline at 10^8 and 1 in the per-framework section); "
                         "the median is reported.")
+    parser.add_argument("--sections", default="process,frameworks",
+                        help="Comma list of sections to run: process, frameworks (default both).")
+    parser.add_argument("--frameworks", help="Comma list for the per-framework section (default: every "
+                        "installed one of torch, keras, jax).")
+    parser.add_argument("--framework-sizes", help="Comma list of N for the per-framework section "
+                        "(default 1e7,1e8,1e9; --quick: 1e7).")
     args = parser.parse_args()
     device_name(args.device)  # fail early on a device nobody understands
+    sections = set(args.sections.split(","))
+    frameworks = args.frameworks.split(",") if args.frameworks else installed_frameworks()
+    framework_sizes = (tuple(int(float(n)) for n in args.framework_sizes.split(",")) if args.framework_sizes
+                       else SIZES_QUICK if args.quick else FRAMEWORK_SIZES)
 
     sizes = SIZES_QUICK if args.quick else SIZES_FULL
     repeats = {n: {kind: args.repeats or DEFAULT_REPEATS[n][kind] for kind in KINDS} for n in sizes}
@@ -609,19 +654,22 @@ def main() -> None:
         print("warming up (one untimed round at N=1e6) ...", file=sys.stderr, flush=True)
         probe = run_process(helper_argv("draw", "normal", WARMUP_N, args.device)).report
         for kind, argv in commands("normal", WARMUP_N, args.device, scratch / "warmup.json").items():
+            if kind == "scipy" and "process" not in sections:
+                continue
             run_initcheck(argv) if kind == "initcheck" else run_process(argv)
 
-        cases = [measure(n, dist, repeats[n], args.device, scratch) for n in sizes for dist in DISTS]
-        framework_cases = [] if args.quick else measure_frameworks(FRAMEWORK_N, framework_repeats, args.device, scratch)
+        cases = [measure(n, dist, repeats[n], args.device, scratch)
+                 for n in sizes for dist in DISTS] if "process" in sections else []
+        framework_cases = measure_frameworks(framework_sizes, frameworks, framework_repeats, args.device, scratch) \
+            if "frameworks" in sections else []
 
     title = f"initcheck benchmark: xavier, dense {FAN_IN} -> {FAN_OUT} (torch shape {SHAPE}), float32"
     lines = [title, "=" * len(title), *machine_lines(args.device, probe), ""]
-    lines += render(cases, repeats) + [""] + render_details(cases) + [""]
+    if cases:
+        lines += render(cases, repeats) + [""] + render_details(cases) + [""]
     if framework_cases:
-        lines += render_frameworks(framework_cases, FRAMEWORK_N, framework_repeats) + [""]
-    else:
-        lines += [f"Per-framework row time at N = {fmt_n(FRAMEWORK_N)}: skipped (--quick)", ""]
-    lines += render_targets(cases, framework_cases)
+        lines += render_frameworks(framework_cases, framework_repeats, args.device) + [""]
+    lines += render_targets(cases, framework_cases, args.device)
     lines.append(f"(benchmark wall time {time.perf_counter() - started:.0f} s)")
     print("\n".join(lines))
 

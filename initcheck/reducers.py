@@ -53,6 +53,8 @@ class HostReducer:
 
     #: Values the int32 cells may take in before they are moved to the int64 summary.
     flush_every = np.iinfo(np.int32).max
+    #: ``fold`` does the work before it returns (the runner gives it a thread of its own).
+    asynchronous = False
 
     def __init__(self, law: Law, grid: Grid | None = None):
         grid = grid or Grid.for_law(law)
@@ -113,7 +115,7 @@ class HostReducer:
 class PatternReducer:
     """Streaming statistics of 16-bit draws: every bit pattern counted exactly
     (see :mod:`initcheck.lowp`), on the host or, for torch tensors on a GPU, on
-    the device; lag-1 pairs as for the other reducers."""
+    the device in batches of draws; lag-1 pairs as for the other reducers."""
 
     def __init__(self, law: Law, dtype: str, device=None):
         from initcheck import lowp
@@ -122,24 +124,26 @@ class PatternReducer:
         self._patterns = np.zeros(lowp.PATTERNS, dtype=np.int64)
         self._pairs = np.zeros((3, 4))
         self._previous: np.ndarray | None = None
-        self._device_counts = None
+        self._device_counts = self._device_pairs = self._batches = None
         if device is not None:
             import torch
 
+            from initcheck.frameworks.pytorch import Batches, TorchPairs
+
             self._device_counts = torch.zeros(lowp.PATTERNS, dtype=torch.int64, device=device)
+            self._device_pairs = TorchPairs(device)
+            self._batches = Batches(self._fold_device_batch, device)
+        #: On a device, ``fold`` only queues work (see TorchReducer).
+        self.asynchronous = device is not None
 
     def fold(self, x) -> None:
+        if self._batches is not None:
+            self._batches.add(x)
+            return
         row_length = _row_length(x)
-        if self._device_counts is not None:
-            import torch
-
-            flat = x.detach().reshape(-1).view(torch.int16).int() & 0xFFFF
-            self._device_counts += torch.bincount(flat, minlength=self._lowp.PATTERNS)
-            values = x.detach().reshape(-1).double().cpu().numpy()  # pairs on the host: O(draw)
-        else:
-            patterns = self._lowp.as_patterns(x)
-            _kernels.bit_patterns(patterns, self._patterns)
-            values = self._lowp.pattern_values(self._dtype)[patterns]
+        patterns = self._lowp.as_patterns(x)
+        _kernels.bit_patterns(patterns, self._patterns)
+        values = self._lowp.pattern_values(self._dtype)[patterns]
         if np.isfinite(values).all():
             previous = self._previous if self._previous is not None and self._previous.shape == values.shape else None
             _kernels.pairs(values, previous, row_length, self._ref, self._pairs)
@@ -147,11 +151,20 @@ class PatternReducer:
         else:
             self._previous = None
 
+    def _fold_device_batch(self, x, row_length: int) -> None:
+        """K torch draws, shape (K, n): bincount of the bit patterns, pairs in torch."""
+        import torch
+
+        self._device_counts += torch.bincount(x.view(torch.int16).reshape(-1).int() & 0xFFFF, minlength=self._lowp.PATTERNS)
+        self._device_pairs.fold(x.double() - self._ref, row_length, torch.isfinite(x).all(1))
+
     def summary(self) -> Summary:
-        patterns = self._patterns
-        if self._device_counts is not None:
+        patterns, pairs = self._patterns, self._pairs
+        if self._batches is not None:
+            self._batches.flush()
             patterns = patterns + self._device_counts.cpu().numpy()
-        return self._lowp.pattern_summary(self._ref, self._dtype, patterns, self._pairs)
+            pairs = self._device_pairs.numpy()
+        return self._lowp.pattern_summary(self._ref, self._dtype, patterns, pairs)
 
 
 def on_accelerator(sample) -> bool:

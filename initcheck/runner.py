@@ -173,11 +173,15 @@ def sample_row(plan: Plan, samples: int, seed: int, progress: _Progress, label: 
                     if plan.dtype == "?":
                         plan.dtype, plan.device = _array_info(x)
                     reducer = reducer_for(x, plan.law)
-                if pending is not None:
-                    pending.result()
-                pending = folder.submit(reducer.fold, x)
+                if reducer.asynchronous:  # it only queues device work: a thread would only add latency
+                    reducer.fold(x)
+                else:
+                    if pending is not None:
+                        pending.result()
+                    pending = folder.submit(reducer.fold, x)
                 progress.advance(size, label)
-            pending.result()
+            if pending is not None:
+                pending.result()
         except KeyboardInterrupt:
             if pending is not None:
                 pending.result()
@@ -264,27 +268,69 @@ def decide(results: list[RowResult], alpha: float, strict: bool = False) -> None
                 result.reason = cause + ("" if not strict else " (--strict)")
 
 
+def _bound_candidates(law: Law, dtype: str) -> list[tuple[Law, str]]:
+    """The laws the WARN rule may compare a 16-bit row with: the documented law,
+    and, for a uniform law whose bounds the dtype cannot hold, the same law with
+    its bounds rounded to the dtype (PyTorch's CUDA ``uniform_`` casts ``a`` and
+    ``b`` to the tensor's dtype before it samples)."""
+    from initcheck.laws import Uniform
+    from initcheck.lowp import numpy_dtype
+
+    candidates = [(law, "")]
+    if isinstance(law, Uniform):
+        low, high = (float(np.array(b).astype(numpy_dtype(dtype)).astype(np.float64)) for b in (law.low, law.high))
+        if (low, high) != (law.low, law.high) and low < high:
+            candidates.append((
+                Uniform(low, high),
+                f"the sampler rounds the bounds to {dtype} first ({low:.6g}, {high:.6g} instead of "
+                f"{law.low:.6g}, {law.high:.6g}), within {dtype}'s resolution",
+            ))
+    return candidates
+
+
 def _moved_bound_mass(result: RowResult) -> str | None:
-    """The WARN cause, when rebalancing the bound atoms explains every failure."""
+    """The WARN cause, when 16-bit rounding explains every failure: mass moved
+    between the bound atoms, bounds rounded to the dtype, or both."""
+    for law, rounding in _bound_candidates(result.law, result.summary.dtype16):
+        if rounding:
+            as_is = _explains(result, law, result.summary)
+            if as_is:
+                return rounding + "; with the rounded bounds every check passes"
+        cause = _rebalance_explains(result, law)
+        if cause:
+            return f"{rounding}; {cause}" if rounding else cause
+    return None
+
+
+def _explains(result: RowResult, law: Law, summary: Summary) -> bool:
+    """Whether every check of ``summary`` against ``law`` passes at the levels
+    Holm gave the row's checks."""
+    levels = {c.name: c.level for c in result.checks if c.statistical}
+    retried = evaluate(law, summary, sample_dtype(result.dtype))
+    for check in retried:
+        if check.statistical:
+            check.passed = check.pvalue > levels.get(check.name, 0.0)
+    return all(check.passed for check in retried)
+
+
+def _rebalance_explains(result: RowResult, law: Law) -> str | None:
+    """The cause, when splitting the bound atoms' pooled count as ``law`` does
+    makes every check pass and the pooled count agrees with ``law``."""
     from initcheck.lowp import RoundedLaw, rebalanced
 
-    rounded = RoundedLaw(result.law, result.summary.dtype16)
+    rounded = RoundedLaw(law, result.summary.dtype16)
     found = rebalanced(result.summary, rounded)
     if found is None:
         return None
     summary, moved = found
-    levels = {c.name: c.level for c in result.checks if c.statistical}
-    retried = evaluate(result.law, summary, sample_dtype(result.dtype))
-    for check in retried:
-        if check.statistical:
-            check.passed = check.pvalue > levels.get(check.name, 0.0)
-    if not all(check.passed for check in retried):
+    if not _explains(result, law, summary):
         return None
+    levels = [c.level for c in result.checks if c.statistical]
     n = summary.count
     mass = moved["low"][2] + moved["high"][2]
     spread = math.sqrt(n * mass * (1.0 - mass)) or 1.0
     z = (moved["pooled"] - n * mass) / spread
-    if math.erfc(abs(z) / math.sqrt(2.0)) <= min(levels.values()):
+    if math.erfc(abs(z) / math.sqrt(2.0)) <= min(levels):
         return None  # more (or less) mass on the bounds than the law's: not a mere move
     (low_value, low_count, low_mass), (high_value, high_count, high_mass) = moved["low"], moved["high"]
     return (

@@ -1,5 +1,7 @@
 """Low precision: exact bit-pattern counts, the rounded law, and the WARN rule."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -40,6 +42,15 @@ def test_pattern_reducer_is_exact(dtype):
     assert (s.minimum, s.maximum) == (exact.min(), exact.max())
 
 
+# What PyTorch's CPU samplers do in 16 bits depends on the build: these tests pin
+# torch 2.13.0 (the CPU build the Makefile installs).  torch 2.11.0+cu130 on an
+# Intel Xeon draws float16/bfloat16 normal_ with a std 0.1%/0.5% low, which
+# initcheck rightly fails (benchmarks/results/README.md).
+pins_torch_213 = pytest.mark.skipif(
+    not torch.__version__.startswith("2.13."), reason="pins torch 2.13's 16-bit CPU samplers"
+)
+
+
 def torch_sampler(function, dtype, **kwargs):
     def sample(rng, n):
         g = torch.Generator().manual_seed(int(rng.integers(2**62)))
@@ -47,6 +58,7 @@ def torch_sampler(function, dtype, **kwargs):
     return sample
 
 
+@pins_torch_213
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 def test_correct_16_bit_normals_pass(dtype):
     law = Normal(0.0, 0.05)
@@ -60,6 +72,7 @@ def test_correct_16_bit_normals_pass(dtype):
         assert row.verdict == "PASS", (row.framework, row.reason)
 
 
+@pins_torch_213
 def test_torch_bfloat16_uniform_is_a_warning_not_a_failure():
     """PyTorch's bf16 uniform_(-1, 1) never returns +1 and puts that mass on -1."""
     law = Uniform(-1.0, 1.0)
@@ -94,3 +107,38 @@ def test_zeroed_remainder_in_float16_fails():
 
     (row,) = check_rows([sampler_plan(law, zeros, dtype="float16")], samples=10_000_000)
     assert "spikes" in failed(row) and "atom at 0" in row.check("spikes").detail
+
+
+def cuda_like_bfloat16_uniform(bound, swap_top=True):
+    """PyTorch's CUDA uniform_ for bfloat16, on the CPU: the bounds are cast to
+    bfloat16 first, the value from + u (to - from) is rounded to bfloat16, and a
+    value equal to ``to`` is replaced by ``from`` (swap_top)."""
+    low, high = (torch.tensor(b, dtype=torch.bfloat16).float() for b in (-bound, bound))
+
+    def sample(rng, n):
+        u = torch.from_numpy(rng.random(n, dtype=np.float32))
+        x = (low + u * (high - low)).to(torch.bfloat16)
+        if swap_top:
+            x[x == high.to(torch.bfloat16)] = low.to(torch.bfloat16)
+        return x
+
+    return sample
+
+
+@pytest.mark.parametrize("swap_top", [True, False])
+def test_bounds_rounded_to_bfloat16_are_a_warning(swap_top):
+    bound = math.sqrt(6.0 / 784)  # kaiming_uniform_ of a 784-input layer: 0.08748, not a bfloat16 value
+    plan = sampler_plan(Uniform(-bound, bound), cuda_like_bfloat16_uniform(bound, swap_top), dtype="bfloat16")
+    (row,) = check_rows([plan], samples=50_000_000)
+    assert row.verdict == "WARN", row.reason
+    assert "rounds the bounds to bfloat16" in row.reason
+    assert ("mass moved between the bound atoms" in row.reason) == swap_top
+    (strict,) = check_rows([plan], samples=50_000_000, strict=True)
+    assert strict.verdict == "FAIL"
+
+
+def test_a_bfloat16_uniform_with_the_wrong_scale_stays_a_failure():
+    bound = math.sqrt(6.0 / 784)
+    plan = sampler_plan(Uniform(-bound, bound), cuda_like_bfloat16_uniform(0.99 * bound), dtype="bfloat16")
+    (row,) = check_rows([plan], samples=50_000_000)
+    assert row.verdict == "FAIL" and "variance" in failed(row), row.reason

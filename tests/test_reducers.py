@@ -206,3 +206,64 @@ def test_a_poisoned_draw_adds_no_pairs_and_breaks_the_draw_chain():
     assert a.pairs[2, 3] == 0  # x->bad and bad->x are both skipped
     assert a.pairs[0, 3] == 2 * 99
     np.testing.assert_allclose(a.pairs, b.pairs, rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_device_pattern_reducer_matches_the_host_one(dtype):
+    """The GPU path for 16-bit draws (bincount of bit patterns, pairs in torch),
+    exercised on CPU tensors; a NaN draw adds no pairs on either path."""
+    from initcheck.reducers import PatternReducer
+
+    law = Uniform(-0.1, 0.1)
+    generator = torch.Generator().manual_seed(3)
+    tensors = [torch.empty(57, 31).uniform_(-0.1, 0.1, generator=generator).to(getattr(torch, dtype)) for _ in range(4)]
+    tensors[2][1, 1] = float("nan")
+    host, device = PatternReducer(law, dtype), PatternReducer(law, dtype, device="cpu")
+    for t in tensors:
+        host.fold(t)
+        device.fold(t)
+    a, b = host.summary(), device.summary()
+    np.testing.assert_array_equal(a.patterns, b.patterns)
+    np.testing.assert_allclose(a.pairs, b.pairs, rtol=1e-12)
+    assert a.pairs[2, 3] == 57 * 31  # only the first -> second draw pair survives the NaN draw
+
+
+def test_device_batches_of_draws_fold_like_single_draws(monkeypatch):
+    """Small draws are stacked into batches on the device; full batches, a draw
+    big enough to go alone, a change of shape and the leftover at the end must
+    all give the host kernel's numbers, pairs across batch edges included."""
+    from initcheck.frameworks.pytorch import Batches
+
+    monkeypatch.setattr(Batches, "values", 25_000)  # two 73 x 137 draws a batch
+    arrays = [x.reshape(73, 137) for x in draws(np.float32, count=5, size=73 * 137)]
+    arrays += [x.reshape(100, 130) for x in draws(np.float32, count=2, size=13_000, seed=1)]  # alone
+    arrays += [x.reshape(73, 137) for x in draws(np.float32, count=3, size=73 * 137, seed=2)]
+    arrays[3][5, 5] = np.nan
+    host, device = HostReducer(LAW, GRID), TorchReducer(LAW, "cpu", GRID)
+    for x in arrays:
+        host.fold(x)
+        device.fold(torch.from_numpy(x))
+    a, b = host.summary(), device.summary()
+    assert (a.count, a.nan) == (8 * 73 * 137 + 2 * 13_000 - 1, 1)
+    assert (a.count, a.nan, a.minimum, a.maximum) == (b.count, b.nan, b.minimum, b.maximum)
+    np.testing.assert_allclose(a.sums, b.sums, rtol=1e-9)
+    np.testing.assert_allclose(a.pairs, b.pairs, rtol=1e-9)
+    np.testing.assert_array_equal(a.hist, b.hist)
+
+
+def test_jax_draws_are_batched_by_jax_and_fold_like_host_arrays(monkeypatch):
+    import jax.numpy as jnp
+
+    from initcheck.frameworks.pytorch import Batches
+
+    monkeypatch.setattr(Batches, "values", 25_000)  # two 73 x 137 draws a batch, and a leftover
+    arrays = [x.reshape(73, 137) for x in draws(np.float32, count=5, size=73 * 137)]
+    host, device = HostReducer(LAW, GRID), TorchReducer(LAW, "cpu", GRID)
+    for x in arrays:
+        host.fold(x)
+        device.fold(jnp.asarray(x))
+    a, b = host.summary(), device.summary()
+    assert a.count == b.count == 5 * 73 * 137
+    np.testing.assert_allclose(a.sums, b.sums, rtol=1e-9)
+    np.testing.assert_allclose(a.pairs, b.pairs, rtol=1e-9)
+    np.testing.assert_array_equal(a.hist, b.hist)

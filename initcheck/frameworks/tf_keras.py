@@ -25,7 +25,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 from initcheck.errors import InputError  # noqa: E402
 from initcheck.frameworks import scaling  # noqa: E402
-from initcheck.frameworks.base import BIAS_SAMPLES, Framework, Plan, Skip, native_stderr_silenced  # noqa: E402
+from initcheck.frameworks.base import Framework, Plan, Skip, native_stderr_silenced  # noqa: E402
 
 with native_stderr_silenced():
     import tensorflow as tf
