@@ -88,4 +88,10 @@ class Grid:
         )
 
     def to_dict(self) -> dict:
-        return {"lo": self.lo, "hi": self.hi, "cells": self.cells, "segments": self.segments}
+        """Everything needed to rebuild the grid (:meth:`from_dict`)."""
+        return {"lo": self.lo, "hi": self.hi, "cells": self.cells, "segments": self.segments,
+                "cum": [float(c) for c in self.cum]}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Grid:
+        return cls(float(data["lo"]), float(data["hi"]), int(data["cells"]), np.asarray(data["cum"], dtype=np.float64))

@@ -19,7 +19,7 @@ from rich.text import Text
 import initcheck
 from initcheck.runner import RowResult
 
-REPORT_SCHEMA = "initcheck-report/1"
+REPORT_SCHEMA = "initcheck-report/2"
 _VERDICT_STYLE = {"PASS": "bold green", "WARN": "bold yellow", "FAIL": "bold red", "SKIP": "dim"}
 
 
@@ -109,10 +109,11 @@ def render_footer(results: list[RowResult], alpha: float, console: Console) -> N
 
 
 def environment(frameworks) -> dict:
-    versions = {}
+    versions, devices = {}, {}
     for framework in frameworks:
         try:
             versions[framework.name] = framework.version()
+            devices[framework.name] = framework.devices()
         except Exception as error:  # a broken install is worth reporting, not crashing on
             versions[framework.name] = f"unavailable: {error}"
     return {
@@ -120,6 +121,7 @@ def environment(frameworks) -> dict:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "frameworks": versions,
+        "devices": devices,
     }
 
 

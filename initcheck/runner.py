@@ -70,8 +70,19 @@ class RowResult:
     def check(self, name: str) -> CheckResult | None:
         return next((c for c in self.checks if c.name == name), None)
 
+    @property
+    def key(self) -> str:
+        """What identifies the row across runs (``initcheck compare`` matches on
+        it): framework, initializer, layer, shape, dtype and device; not the API
+        text, which may change with the framework's version."""
+        initializer = " ".join(self.initializer.split())
+        layer = " ".join(self.layer.split())
+        shape = "x".join(map(str, self.shape))
+        return f"{self.framework} | {initializer} | {layer} | {shape} | {self.dtype} | {self.device}"
+
     def to_dict(self) -> dict:
         return {
+            "key": self.key,
             "initializer": self.initializer,
             "layer": self.layer,
             "framework": self.framework,

@@ -18,7 +18,9 @@ the Kolmogorov-Smirnov check needs.
 
 from __future__ import annotations
 
+import base64
 import math
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -124,7 +126,8 @@ class Summary:
         )
 
     def to_dict(self) -> dict:
-        """Plain numbers for reports (the histogram is left out)."""
+        """Plain numbers for reports, the histogram (or the bit-pattern counts)
+        included, encoded by :func:`encode_counts`; :meth:`from_dict` reverses it."""
         out = {
             "count": self.count,
             "nan": self.nan,
@@ -136,7 +139,9 @@ class Summary:
             "power_sums": [float(s) for s in self.sums],
             "lag_pairs": self.pairs.tolist(),
             "grid": self.grid.to_dict() if self.grid is not None else None,
+            "hist": encode_counts(self.hist) if self.hist is not None else None,
             "exact_bit_patterns": self.dtype16,
+            "patterns": encode_counts(self.patterns) if self.patterns is not None else None,
         }
         if self.count > 1:
             out.update(
@@ -146,3 +151,44 @@ class Summary:
                 m4=self.central_moment(4),
             )
         return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Summary:
+        """The summary a report row stored (see :meth:`to_dict`)."""
+        grid = Grid.from_dict(data["grid"]) if data.get("grid") else None
+        return cls(
+            ref=float(data["ref"]),
+            grid=grid,
+            count=int(data["count"]),
+            nan=int(data["nan"]),
+            posinf=int(data["posinf"]),
+            neginf=int(data["neginf"]),
+            minimum=float(data["min"]) if data.get("min") is not None else math.inf,
+            maximum=float(data["max"]) if data.get("max") is not None else -math.inf,
+            sums=np.asarray(data["power_sums"], dtype=np.float64),
+            hist=decode_counts(data["hist"]) if data.get("hist") else None,
+            pairs=np.asarray(data["lag_pairs"], dtype=np.float64),
+            patterns=decode_counts(data["patterns"]) if data.get("patterns") else None,
+            dtype16=data.get("exact_bit_patterns"),
+        )
+
+
+#: How :func:`encode_counts` writes an integer array into a JSON string.
+COUNTS_ENCODING = "zlib+base64, int64 little-endian"
+
+
+def encode_counts(counts: np.ndarray) -> dict:
+    """A count array as ``{"encoding", "length", "data"}``: 65538 histogram cells
+    take a few tens of kB instead of half a MB of JSON digits."""
+    raw = np.ascontiguousarray(counts, dtype="<i8").tobytes()
+    return {"encoding": COUNTS_ENCODING, "length": int(len(counts)),
+            "data": base64.b64encode(zlib.compress(raw, 6)).decode("ascii")}
+
+
+def decode_counts(encoded: dict) -> np.ndarray:
+    if encoded.get("encoding") != COUNTS_ENCODING:
+        raise ValueError(f"unknown counts encoding {encoded.get('encoding')!r}")
+    counts = np.frombuffer(zlib.decompress(base64.b64decode(encoded["data"])), dtype="<i8").astype(np.int64)
+    if len(counts) != encoded["length"]:
+        raise ValueError(f"counts of length {len(counts)}, expected {encoded['length']}")
+    return counts
