@@ -19,9 +19,9 @@ $(STAMP): pyproject.toml setup.py initcheck/_kernels.c
 
 # The default checks: xavier and kaiming, normal and uniform, a dense
 # 784 -> 256 layer and a 64 -> 128 3x3 conv, on every installed framework.
+# (configs/default.toml)
 run: install
-	$(BIN)/initcheck xavier --dist normal,uniform --fan-in 784 --fan-out 256 --shape 128,64,3,3
-	$(BIN)/initcheck kaiming --dist normal,uniform --fan-in 784 --fan-out 256 --shape 128,64,3,3
+	$(BIN)/initcheck suite configs/default.toml
 
 test: install
 	$(BIN)/python -m pytest -q

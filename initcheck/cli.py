@@ -20,9 +20,10 @@ import click
 
 import initcheck
 from initcheck import frameworks as registry
+from initcheck import rows as requests
 from initcheck.errors import InputError
 from initcheck.frameworks.base import DTYPES, Plan, parse_device
-from initcheck.layers import LAYOUTS, Layer, format_shape, parse_shape
+from initcheck.layers import LAYOUTS, Layer, parse_shape
 from initcheck.report import (
     environment,
     exit_code,
@@ -32,26 +33,12 @@ from initcheck.report import (
     render_table,
     write_json,
 )
+from initcheck.rows import DEFAULT_SAMPLES, MIN_SAMPLES, parse_samples
 from initcheck.runner import Row, run
 from initcheck.schemes import DISTRIBUTIONS, MODES, NONLINEARITIES, InitSpec
 
-MIN_SAMPLES = 1000
-DEFAULT_SAMPLES = "1e7"
 #: Layer of the explicit-law commands when the user gives none.
-DEFAULT_SHAPE = (256, 784)
-
-
-def parse_samples(text: str) -> int:
-    """``1e7``, ``10000000`` or ``10_000_000`` -> int, at least 1000."""
-    try:
-        value = float(str(text).replace("_", ""))
-    except ValueError:
-        raise InputError(f"--samples {text!r} is not a number") from None
-    if not math.isfinite(value) or value != int(value):
-        raise InputError(f"--samples {text!r} is not a whole number")
-    if value < MIN_SAMPLES:
-        raise InputError(f"--samples must be at least {MIN_SAMPLES:,}, got {int(value):,}")
-    return int(value)
+DEFAULT_SHAPE = requests.DEFAULT_SHAPE
 
 
 def parse_list(text: str, allowed: tuple[str, ...], option: str) -> list[str]:
@@ -78,6 +65,9 @@ class Options:
     seed: int
     alpha: float
     json_path: str | None
+    junit_path: str | None
+    plot_dir: str | None
+    plot_failures: bool
     quiet: bool
     progress: bool
     reference: str
@@ -143,7 +133,14 @@ def common_options(command):
         click.option("--alpha", type=float, default=1e-6, show_default=True,
                      help="Family-wise false-failure rate of the whole command (Holm)."),
         click.option("--json", "json_path", type=click.Path(dir_okay=False, writable=True),
-                     help="Write every row and check to this JSON file."),
+                     help="Write every row, check and sufficient statistic to this JSON file "
+                          "(schema initcheck-report/2; `initcheck compare` reads it)."),
+        click.option("--junit", "junit_path", type=click.Path(dir_okay=False, writable=True),
+                     help="Write JUnit XML, one testcase per row, for CI test reports."),
+        click.option("--plot", "plot_dir", type=click.Path(file_okay=False),
+                     help="Write one PNG per row to this directory: histogram against the law's "
+                          "density, ECDF minus CDF with the KS band (needs matplotlib)."),
+        click.option("--plot-failures", is_flag=True, help="With --plot: only rows that FAIL or WARN."),
         click.option("--quiet", "-q", is_flag=True, help="Print the table only when something failed."),
         click.option("--progress/--no-progress", default=True, help="Progress bar on stderr for long runs."),
         click.option("--strict", is_flag=True, help="Treat WARN (16-bit mass moved between bound atoms) as FAIL."),
@@ -165,6 +162,10 @@ def common_options(command):
 def execute(rows: list[Row], opts: Options, frameworks: list, title: str) -> int:
     """Run the rows, print, write reports; returns the exit code (130 after Ctrl-C,
     with the table of what was sampled so far)."""
+    if opts.plot_dir:
+        from initcheck.plots import require_matplotlib
+
+        require_matplotlib()  # before the sampling, not after
     samples = opts.sample_count if opts.detect_error is None else detect_samples(rows, opts)
     outcome = run(rows, samples, opts.seed, opts.alpha, show_progress=opts.progress, strict=opts.strict)
     results = outcome.results
@@ -173,10 +174,21 @@ def execute(rows: list[Row], opts: Options, frameworks: list, title: str) -> int
         console = make_console()
         render_table(results, console, title + (" (PARTIAL: interrupted)" if outcome.interrupted else ""))
         render_footer(results, opts.alpha, console)
-    if opts.json_path:
-        settings = {"samples": samples, "seed": opts.seed, "alpha": opts.alpha, "device": opts.device,
-                    "interrupted": outcome.interrupted}
-        write_json(opts.json_path, json_report(results, settings, environment(frameworks)))
+    settings = {"samples": samples, "seed": opts.seed, "alpha": opts.alpha, "device": opts.device,
+                "strict": opts.strict, "interrupted": outcome.interrupted}
+    if opts.json_path or opts.junit_path:
+        env = environment(frameworks)
+        if opts.json_path:
+            write_json(opts.json_path, json_report(results, settings, env))
+        if opts.junit_path:
+            from initcheck.junit import write_junit
+
+            write_junit(opts.junit_path, results, settings, env)
+    if opts.plot_dir:
+        from initcheck.plots import write_plots
+
+        written = write_plots(results, opts.plot_dir, failures_only=opts.plot_failures)
+        click.echo(f"initcheck: {len(written)} plot(s) in {opts.plot_dir}", err=True)
     return code
 
 
@@ -205,20 +217,8 @@ def detect_samples(rows: list[Row], opts: Options) -> int:
 
 def check_scheme(specs: list[InitSpec], opts: Options) -> int:
     layers = opts.layers(required=specs[0].uses_fans)
-    device = parse_device(opts.device)
     frameworks = registry.resolve(opts.framework)
-    for framework in frameworks:
-        framework.check_device(device)
-    rows = []
-    for spec in specs:
-        for layer in layers:
-            for framework in frameworks:
-                plan = framework.plan(spec, layer, device, opts.dtype)
-                label = spec.describe()
-                if opts.reference == "paper" and isinstance(plan, Plan):
-                    plan.law = spec.law(layer.fan_in, layer.fan_out)
-                    label += "\n(against the paper's law)"
-                rows.append(Row(label, layer.describe(), plan))
+    rows = requests.scheme_rows(specs, layers, frameworks, parse_device(opts.device), opts.dtype, opts.reference)
     title = f"initcheck {initcheck.__version__}: {', '.join(dict.fromkeys(s.describe() for s in specs))}"
     return execute(rows, opts, frameworks, title)
 
@@ -300,9 +300,6 @@ def trunc_normal(opts, std, mean, low, high):
     return check_scheme([spec], opts)
 
 
-#: Layers of `initcheck defaults` when none is given: a dense 784 -> 256 and a 64 -> 128 3x3 conv.
-DEFAULT_LAYERS = (Layer.dense(784, 256), Layer(64, 128, (3, 3)))
-
 
 @cli.command()
 @common_options
@@ -311,19 +308,9 @@ def defaults(opts):
     Keras Dense/ConvND and Flax Dense/Conv, built for real and their weight and
     bias sampled (default layers: dense 784->256 and conv 64->128 3x3)."""
     has_layers = opts.shapes or opts.fan_in is not None or opts.fan_out is not None
-    layers = opts.layers(required=True) if has_layers else list(DEFAULT_LAYERS)
-    device = parse_device(opts.device)
+    layers = opts.layers(required=True) if has_layers else list(requests.DEFAULT_LAYERS)
     frameworks = [f for f in registry.resolve(opts.framework) if f.name != "reference"]
-    for framework in frameworks:
-        framework.check_device(device)
-    rows = [
-        Row(f"default {parameter}", layer.describe(), plan)
-        for layer in layers
-        for framework in frameworks
-        for parameter, plan in framework.default_rows(layer, device, opts.dtype)
-    ]
-    if not rows:
-        raise InputError("no framework with layers was selected")
+    rows = requests.default_rows(layers, frameworks, parse_device(opts.device), opts.dtype)
     return execute(rows, opts, frameworks, f"initcheck {initcheck.__version__}: layer defaults")
 
 
@@ -367,34 +354,9 @@ def env():
     return 0
 
 
-EXPECTATIONS = ("xavier", "kaiming", "lecun", "normal", "uniform", "trunc-normal")
-
-
-def expected_spec(expect, dist, gain, mode, nonlinearity, slope, std, mean, bound, low, high) -> InitSpec:
-    """The law a custom function is checked against, from --expect and its options."""
-    if expect in ("xavier", "kaiming", "lecun"):
-        if dist not in DISTRIBUTIONS:
-            raise InputError(f"--dist: unknown value {dist!r}; expected one of {', '.join(DISTRIBUTIONS)}")
-        if expect == "kaiming":
-            return InitSpec("kaiming", dist, mode=mode or "fan_in", nonlinearity=nonlinearity or "leaky_relu",
-                            slope=slope or 0.0)
-        return InitSpec(expect, dist, gain=gain if expect == "xavier" else None)
-    if expect == "uniform":
-        if bound is not None:
-            if low is not None or high is not None:
-                raise InputError("give either --bound or --low/--high, not both")
-            if not bound > 0:
-                raise InputError(f"--bound must be positive, got {bound}")
-            low, high = -bound, bound
-        return InitSpec("uniform", low=low, high=high)
-    if expect == "normal":
-        return InitSpec("normal", mean=mean, std=std)
-    return InitSpec("trunc-normal", mean=mean, std=std, low=low, high=high)
-
-
 @cli.command()
 @click.argument("target")
-@click.option("--expect", type=click.Choice(EXPECTATIONS), required=True, help="The law FUNC should draw from.")
+@click.option("--expect", type=click.Choice(requests.EXPECTATIONS), required=True, help="The law FUNC should draw from.")
 @click.option("--dist", default="normal", show_default=True, help=f"For xavier/kaiming/lecun: {', '.join(DISTRIBUTIONS)}.")
 @click.option("--gain", type=float, help="xavier gain.")
 @click.option("--mode", help="kaiming mode: fan_in (default) or fan_out.")
@@ -414,10 +376,7 @@ def custom(opts, target, expect, dist, gain, mode, nonlinearity, slope, std, mea
     --fan-in/--fan-out as a dense layer; --fan-in/--fan-out given with --shape set
     the fans of the law while the shape is passed as is.
     """
-    from initcheck.frameworks.custom import custom_plan, load_function
-    from initcheck.frameworks.reference import law_plan
-
-    spec = expected_spec(expect, dist, gain, mode, nonlinearity, slope, std, mean, bound, low, high)
+    spec = requests.expected_spec(expect, dist, gain, mode, nonlinearity, slope, std, mean, bound, low, high)
     if not opts.shapes and (opts.fan_in is None or opts.fan_out is None) and spec.uses_fans:
         raise InputError("custom needs --shape, or --fan-in and --fan-out")
     if opts.shapes:
@@ -429,19 +388,60 @@ def custom(opts, target, expect, dist, gain, mode, nonlinearity, slope, std, mea
     fans = None
     if opts.fan_in is not None or opts.fan_out is not None:
         fans = Layer.dense(opts.fan_in, opts.fan_out)
-    function = load_function(target)
-    rows = []
-    for shape, layer in zip(shapes, shaped):
-        fan_layer = fans or layer
-        law = spec.law(fan_layer.fan_in, fan_layer.fan_out)
-        label = f"shape {format_shape(shape)}" + (
-            f"\nfan_in {fan_layer.fan_in}, fan_out {fan_layer.fan_out}" if spec.uses_fans else ""
-        )
-        rows.append(Row(f"expect {spec.describe()}", label, custom_plan(function, target, law, shape)))
-        if opts.framework is None or "reference" in opts.framework:
-            rows.append(Row(f"expect {spec.describe()}", label, law_plan("reference", law, shape, opts.dtype)))
+    with_reference = opts.framework is None or "reference" in opts.framework
+    rows = requests.custom_rows(target, spec, shapes, shaped, fans, with_reference, opts.dtype)
     frameworks = [registry.load("reference")]
     return execute(rows, opts, frameworks, f"initcheck {initcheck.__version__}: custom {target}")
+
+
+@cli.command("suite")
+@click.argument("suite_file", metavar="SUITE.toml")
+@click.option("--samples", "-n", help="Values per row for every check, overriding the suite's.")
+@click.option("--seed", type=int, help="Overrides the suite's seed.")
+@click.option("--alpha", type=float, help="Overrides the suite's family-wise alpha.")
+@click.option("--strict", is_flag=True, default=None, help="Treat WARN as FAIL (or set strict = true in the suite).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, writable=True), help="JSON report.")
+@click.option("--junit", "junit_path", type=click.Path(dir_okay=False, writable=True), help="JUnit XML report.")
+@click.option("--plot", "plot_dir", type=click.Path(file_okay=False), help="One PNG per row in this directory.")
+@click.option("--plot-failures", is_flag=True, help="With --plot: only rows that FAIL or WARN.")
+@click.option("--quiet", "-q", is_flag=True, help="Print the table only when something failed.")
+@click.option("--progress/--no-progress", default=True, help="Progress bar on stderr for long runs.")
+def suite_command(suite_file, samples, seed, alpha, strict, json_path, junit_path, plot_dir, plot_failures, quiet,
+                  progress):
+    """Run every check of a TOML suite file as one command (one table, one Holm
+    family, one report).  See configs/*.toml and the README for the format."""
+    from initcheck.suite import load_suite
+
+    suite = load_suite(suite_file, parse_samples(samples) if samples else None)
+    opts = Options(
+        framework=None, device="per row", dtype="per row", shapes=(), layout="torch", fan_in=None, fan_out=None,
+        samples=None, detect=None, seed=suite.seed if seed is None else seed,
+        alpha=suite.alpha if alpha is None else alpha, json_path=json_path, junit_path=junit_path,
+        plot_dir=plot_dir, plot_failures=plot_failures, quiet=quiet, progress=progress, reference="documented",
+        strict=suite.strict if strict is None else strict,
+    ).validated()
+    return execute(suite.rows, opts, suite.frameworks, f"initcheck {initcheck.__version__}: suite {suite_file}")
+
+
+@cli.command()
+@click.argument("old", metavar="OLD.json")
+@click.argument("new", metavar="NEW.json")
+@click.option("--alpha", type=float, default=1e-6, show_default=True,
+              help="Family-wise alpha of the two-sample tests (Holm over every test of every matched row).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, writable=True),
+              help="Write the comparison to this JSON file.")
+def compare(old, new, alpha, json_path):
+    """Compare two --json reports: verdict and law changes, rows added or gone,
+    and statistically significant shifts.  Exit 1 on a regression."""
+    from initcheck.compare import compare_reports, load_report, render_comparison
+
+    if not 0.0 < alpha < 1.0:
+        raise InputError(f"--alpha must be between 0 and 1, got {alpha}")
+    comparison = compare_reports(load_report(old), load_report(new), alpha)
+    render_comparison(comparison, make_console())
+    if json_path:
+        write_json(json_path, comparison.to_dict())
+    return comparison.exit_code
 
 
 def main(argv=None) -> None:

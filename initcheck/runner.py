@@ -48,6 +48,8 @@ class Row:
     initializer: str
     layer: str
     plan: Plan | Skip
+    #: Values to draw for this row, when not the command's (a suite check's ``samples``).
+    samples: int | None = None
 
 
 @dataclass
@@ -215,8 +217,8 @@ def run(
 
     Ctrl-C stops the sampling: the row in progress is checked on what it drew
     (marked partial) and the rows not reached are skipped."""
-    plans = [r.plan for r in rows if isinstance(r.plan, Plan)]
-    total = sum(_draw_count(p, samples) * math.prod(p.shape) for p in plans)
+    total = sum(_draw_count(r.plan, r.samples or samples) * math.prod(r.plan.shape)
+                for r in rows if isinstance(r.plan, Plan))
     progress = _Progress(total, show_progress)
     outcome = Outcome([])
     try:
@@ -234,7 +236,7 @@ def run(
                 continue
             started = time.perf_counter()
             try:
-                summary = sample_row(plan, samples, seed, progress, f"{plan.framework} {row.initializer}")
+                summary = sample_row(plan, row.samples or samples, seed, progress, f"{plan.framework} {row.initializer}")
             except Interrupted as stop:
                 outcome.interrupted, summary = True, stop.summary
                 result.partial = True

@@ -1,0 +1,673 @@
+"""``initcheck compare OLD.json NEW.json``: what changed between two reports.
+
+Made for the user who just upgraded a framework: run the same command before
+and after, with ``--json``, and compare.  Rows are matched by their ``key``
+(framework, initializer, layer, shape, dtype, device; see
+:attr:`initcheck.runner.RowResult.key`).  The comparison reports
+
+* rows added and rows gone (keys in only one report);
+* verdict changes (PASS -> FAIL, SKIP -> PASS, ...);
+* law changes: the law the framework documents is not the same any more;
+* API text changes, as information;
+* appearing (or vanishing) NaN / Inf values;
+* shifts between the two runs, from the sufficient statistics the reports
+  store, by two-sample tests (see :func:`mean_shift`, :func:`variance_shift`,
+  :func:`ks_shift`).  Holm's procedure over every test of every matched row
+  keeps the family-wise rate of false "significant" shifts at ``alpha``
+  (default 1e-6, like the rest of initcheck).  Only rows with at least two
+  finite values in both runs are tested.
+
+The two runs are treated as independent samples.  Runs with the same seed of
+an unchanged sampler draw the same values: the tests then see no shift at all,
+and positively correlated samples only make them conservative.
+
+Regression rule (exit code 1 when any row regressed, else 0):
+
+* its verdict got worse: PASS -> WARN, or anything -> FAIL;
+* it is no longer checked: a row that had a verdict (PASS, WARN or FAIL) is
+  gone from the new report or became SKIP;
+* NaN or Inf values appeared (none before, some now);
+* a significant shift in a row that was PASS before, under the same law.
+
+Not regressions, but reported: added rows (there was nothing to regress from,
+and the new report's own exit code judges them), improved verdicts, API text
+changes, law changes, shifts in rows that were already WARN or FAIL (the
+verdicts say what is wrong with them; a change for the worse shows as a verdict
+change), and shifts in rows whose law changed (the framework documents a
+different law, so its samples are expected to move; the new verdict, against
+the new law, says whether they moved to the right place).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from rich.table import Table
+from rich.text import Text
+
+from initcheck.checks import _two_sided, _z_critical, apply_holm
+from initcheck.errors import InputError
+from initcheck.report import REPORT_SCHEMA, _plain
+from initcheck.summary import Summary
+
+COMPARE_SCHEMA = "initcheck-compare/1"
+DEFAULT_ALPHA = 1e-6
+#: Verdicts that mean the row was checked.
+CHECKED = ("PASS", "WARN", "FAIL")
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass
+class ShiftTest:
+    """One two-sample test of one row; like a scipy.stats result it has a
+    ``statistic`` and a ``pvalue``.  :func:`compare_reports` fills in ``level``
+    (the share of alpha Holm's procedure gives it), ``threshold`` (the
+    statistic's critical value at that level) and ``passed``."""
+
+    name: str  # "mean", "variance" or "ks"
+    statistic: float
+    pvalue: float
+    detail: str
+    old: str  # the compared quantity (mean, std, or the CDF where D is largest) in the old run
+    new: str
+    #: n1 n2 / (n1 + n2) for a KS test (its critical value needs it), else None.
+    effective_n: float | None = None
+    level: float | None = None
+    threshold: float | None = None
+    passed: bool | None = None
+
+    @property
+    def statistical(self) -> bool:  # for checks.apply_holm
+        return True
+
+    @property
+    def significant(self) -> bool:
+        return self.passed is False
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "statistic": self.statistic,
+            "pvalue": self.pvalue,
+            "level": self.level,
+            "threshold": self.threshold,
+            "significant": self.significant,
+            "old": self.old,
+            "new": self.new,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True)
+class NotCompared:
+    """A test that could not be made, and why."""
+
+    name: str
+    reason: str
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "reason": self.reason}
+
+
+@dataclass
+class Change:
+    """One thing that differs about one row, as a line of the table."""
+
+    key: str
+    kind: str  # added, gone, verdict, law, api, non-finite, mean, variance, ks
+    old: str
+    new: str
+    detail: str = ""
+    regression: bool = False
+    test: ShiftTest | None = None
+
+    def to_dict(self) -> dict:
+        out = {"key": self.key, "kind": self.kind, "old": self.old, "new": self.new,
+               "detail": self.detail, "regression": self.regression}
+        if self.test is not None:
+            out.update(statistic=self.test.statistic, pvalue=self.test.pvalue, level=self.test.level)
+        return out
+
+
+@dataclass(frozen=True)
+class Regression:
+    """A row that regressed, with every reason."""
+
+    key: str
+    reasons: tuple[str, ...]
+
+    def to_dict(self) -> dict:
+        return {"key": self.key, "reasons": list(self.reasons)}
+
+
+def verdict_got_worse(old: str, new: str) -> bool:
+    """PASS -> WARN, anything else -> FAIL."""
+    return (new == "FAIL" and old != "FAIL") or (old == "PASS" and new == "WARN")
+
+
+def no_longer_checked(old: str, new: str | None) -> bool:
+    """A row with a verdict is gone (``new`` None) or skipped now."""
+    return old in CHECKED and new in (None, "SKIP")
+
+
+@dataclass
+class RowComparison:
+    """A row found in both reports."""
+
+    key: str
+    old: dict
+    new: dict
+    tests: list[ShiftTest] = field(default_factory=list)
+    not_compared: list[NotCompared] = field(default_factory=list)
+
+    @property
+    def old_verdict(self) -> str:
+        return self.old.get("verdict", "SKIP")
+
+    @property
+    def new_verdict(self) -> str:
+        return self.new.get("verdict", "SKIP")
+
+    @property
+    def law_changed(self) -> bool:
+        return not _same(self.old.get("law"), self.new.get("law"))
+
+    @property
+    def api_changed(self) -> bool:
+        return self.old.get("api") != self.new.get("api")
+
+    @property
+    def nonfinite(self) -> tuple[int, int]:
+        """(old, new) count of NaN and Inf values; 0 for a row without statistics."""
+        return _nonfinite(self.old), _nonfinite(self.new)
+
+    @property
+    def significant(self) -> list[ShiftTest]:
+        return [t for t in self.tests if t.significant]
+
+    def changes(self) -> list[Change]:
+        """Everything that differs, each marked when it is a regression."""
+        found = []
+        old, new = self.old_verdict, self.new_verdict
+        if old != new:
+            worse, unchecked = verdict_got_worse(old, new), no_longer_checked(old, new)
+            detail = "worse" if worse else ("no longer checked" if unchecked else "")
+            reason = self.new.get("reason") or ""
+            detail = "; ".join(part for part in (detail, reason) if part)
+            found.append(Change(self.key, "verdict", old, new, detail, worse or unchecked))
+        if self.law_changed:
+            found.append(Change(self.key, "law", _law_text(self.old), _law_text(self.new),
+                                "the documented law changed"))
+        if self.api_changed:
+            found.append(Change(self.key, "api", str(self.old.get("api")), str(self.new.get("api"))))
+        before, after = self.nonfinite
+        if (before == 0) != (after == 0):
+            appeared = before == 0
+            found.append(Change(self.key, "non-finite", f"{before:,}", f"{after:,}",
+                                "NaN/Inf appeared" if appeared else "NaN/Inf gone", appeared))
+        for test in self.significant:
+            if self.law_changed:
+                regression, note = False, "explained by the law change"
+            elif old != "PASS":
+                regression, note = False, f"the row was already {old}"
+            else:
+                regression, note = True, ""
+            detail = "; ".join(part for part in (test.detail, note) if part)
+            found.append(Change(self.key, test.name, test.old, test.new, detail, regression, test))
+        return found
+
+    def to_dict(self) -> dict:
+        return {
+            "key": self.key,
+            "verdict": {"old": self.old_verdict, "new": self.new_verdict},
+            "law": {"old": self.old.get("law"), "new": self.new.get("law")},
+            "law_changed": self.law_changed,
+            "api": {"old": self.old.get("api"), "new": self.new.get("api")},
+            "nonfinite": dict(zip(("old", "new"), self.nonfinite)),
+            "tests": [t.to_dict() for t in self.tests],
+            "not_compared": [n.to_dict() for n in self.not_compared],
+            "changes": [c.to_dict() for c in self.changes()],
+        }
+
+
+@dataclass
+class Comparison:
+    """Everything :func:`compare_reports` found."""
+
+    alpha: float
+    rows: list[RowComparison]
+    added: list[dict]  # rows only in the new report
+    gone: list[dict]  # rows only in the old report
+    #: framework -> (old version, new version); None where a report lacks it.
+    versions: dict[str, tuple[str | None, str | None]]
+    #: other environment entries (initcheck, python, platform) that differ.
+    environment_changes: dict[str, tuple]
+    #: settings (samples, seed, alpha, device, ...) that differ.
+    settings_changes: dict[str, tuple]
+    old_created: str | None = None
+    new_created: str | None = None
+
+    @property
+    def tests(self) -> list[ShiftTest]:
+        return [t for row in self.rows for t in row.tests]
+
+    def changes(self) -> list[Change]:
+        found = []
+        for row in self.gone:
+            verdict = row.get("verdict", "SKIP")
+            found.append(Change(row["key"], "gone", verdict, "—", "no longer checked" if verdict in CHECKED else "",
+                                verdict in CHECKED))
+        for row in self.rows:
+            found += row.changes()
+        for row in self.added:
+            found.append(Change(row["key"], "added", "—", row.get("verdict", "SKIP"), row.get("reason") or ""))
+        return found
+
+    @property
+    def regressions(self) -> list[Regression]:
+        reasons: dict[str, list[str]] = {}
+        for change in self.changes():
+            if change.regression:
+                reasons.setdefault(change.key, []).append(_reason(change))
+        return [Regression(key, tuple(texts)) for key, texts in reasons.items()]
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.regressions else 0
+
+    def to_dict(self) -> dict:
+        return _plain({
+            "schema": COMPARE_SCHEMA,
+            "alpha": self.alpha,
+            "tests": len(self.tests),
+            "created": {"old": self.old_created, "new": self.new_created},
+            "versions": {name: {"old": a, "new": b} for name, (a, b) in self.versions.items()},
+            "environment_changes": {k: {"old": a, "new": b} for k, (a, b) in self.environment_changes.items()},
+            "settings_changes": {k: {"old": a, "new": b} for k, (a, b) in self.settings_changes.items()},
+            "matched": len(self.rows),
+            "added": [{"key": r["key"], "verdict": r.get("verdict")} for r in self.added],
+            "gone": [{"key": r["key"], "verdict": r.get("verdict")} for r in self.gone],
+            "rows": [r.to_dict() for r in self.rows],
+            "changes": [c.to_dict() for c in self.changes()],
+            "regressions": [r.to_dict() for r in self.regressions],
+            "exit_code": self.exit_code,
+        })
+
+
+def _reason(change: Change) -> str:
+    if change.kind == "verdict":
+        return f"{change.old} → {change.new}"
+    if change.kind == "gone":
+        return "gone"
+    if change.kind == "non-finite":
+        return f"{change.new} non-finite values"
+    return f"{change.kind} shift"
+
+
+# ------------------------------------------------------------------ two-sample tests
+
+
+def _z_test(name: str, difference: float, variance: float, detail: str, old: str, new: str) -> ShiftTest:
+    """z = difference / sqrt(variance); an exact tie of two constant samples is z = 0."""
+    if variance > 0:
+        z = difference / math.sqrt(variance)
+    else:
+        z = 0.0 if difference == 0 else math.copysign(math.inf, difference)
+    return ShiftTest(name, z, _two_sided(z), f"{detail}: z = {z:+.1f}", old, new)
+
+
+def mean_shift(old: Summary, new: Summary) -> ShiftTest:
+    """Two-sample z test of the means, each run with its own variance (Welch's
+    statistic; with N in the thousands the normal law is exact enough):
+
+        z = (mean2 - mean1) / sqrt(s1^2 / n1 + s2^2 / n2),   p = P(|Z| > |z|).
+
+    n counts the finite values, s^2 is the unbiased sample variance."""
+    difference = new.mean - old.mean
+    variance = old.variance / old.count + new.variance / new.count
+    scale = old.std if old.std > 0 else 1.0
+    detail = f"mean moved {difference / scale:+.3g}σ (of the old std)"
+    return _z_test("mean", difference, variance, detail, f"{old.mean:.4g}", f"{new.mean:.4g}")
+
+
+def variance_shift(old: Summary, new: Summary) -> ShiftTest:
+    """Two-sample z test of the variances.  The sample variance s^2 of n values
+    is asymptotically normal with variance (mu4 - sigma^4) / n, estimated from
+    each run's own fourth central moment m4:
+
+        z = (s2^2 - s1^2) / sqrt((m4_1 - s1^4) / n1 + (m4_2 - s2^4) / n2).
+
+    Unlike an F test this does not assume normal samples (a uniform law's
+    m4 is 1.8 sigma^4, not 3)."""
+    s1, s2 = old.variance, new.variance
+    variance = max(old.central_moment(4) - s1 * s1, 0.0) / old.count
+    variance += max(new.central_moment(4) - s2 * s2, 0.0) / new.count
+    relative = new.std / old.std - 1.0 if old.std > 0 else math.inf
+    detail = f"std {relative * 100:+.2f}%"
+    return _z_test("variance", s2 - s1, variance, detail, f"{old.std:.4g}", f"{new.std:.4g}")
+
+
+def kolmogorov_pvalue(d: float, effective_n: float) -> float:
+    """Asymptotic two-sample KS p-value: P(K > sqrt(n_e) D), K Kolmogorov's
+    distribution, n_e = n1 n2 / (n1 + n2)."""
+    from scipy.special import kolmogorov
+
+    return float(min(1.0, kolmogorov(math.sqrt(effective_n) * d)))
+
+
+def ks_critical_two_sample(level: float, effective_n: float) -> float:
+    """The D whose asymptotic two-sample p-value is ``level``."""
+    from scipy.special import kolmogi
+
+    return float(kolmogi(level)) / math.sqrt(effective_n)
+
+
+def _ks_result(d: float, where: float, f_old: float, f_new: float, n1: int, n2: int, how: str) -> ShiftTest:
+    effective_n = n1 * n2 / (n1 + n2)
+    detail = f"KS D = {d:.3g} ({how}): the CDF at x = {where:.4g}"
+    return ShiftTest("ks", d, kolmogorov_pvalue(d, effective_n), detail, f"{f_old:.4g}", f"{f_new:.4g}", effective_n)
+
+
+def ks_shift(old: Summary, new: Summary) -> ShiftTest | NotCompared:
+    """Two-sample Kolmogorov-Smirnov test, D = max |F1(x) - F2(x)| of the two
+    empirical CDFs of the finite values, p-value from the asymptotic Kolmogorov
+    distribution at sqrt(n_e) D with n_e = n1 n2 / (n1 + n2).
+
+    From histograms on the same grid, F1 and F2 are known only at the cell
+    edges (cumulative cell counts over n): D read there is a lower bound of the
+    true D (the largest gap may lie inside a cell), and D computed from binned
+    values is stochastically smaller than the continuous D, so the p-value is
+    conservative (too large, never too small).  Histograms on different grids
+    (the law changed) cannot be compared from counts: neither run's CDF is known
+    at the other's edges, so the test is skipped.
+
+    For 16-bit rows the counts of each bit pattern give both empirical CDFs
+    exactly at every representable value, where they jump: D is exact.  With
+    such ties the asymptotic p-value is conservative too."""
+    if old.patterns is not None and new.patterns is not None:
+        if old.dtype16 != new.dtype16:
+            return NotCompared("ks", f"different 16-bit dtypes ({old.dtype16}, {new.dtype16})")
+        return _ks_exact_16bit(old, new)
+    if old.hist is None or new.hist is None or old.grid is None or new.grid is None:
+        return NotCompared("ks", "a report holds no histogram for this row")
+    if not old.grid.same(new.grid):
+        return NotCompared("ks", "the histogram grids differ (the law changed): the two CDFs are not known "
+                                 "at common points")
+    f_old = old.counts_below_edges() / old.count
+    f_new = new.counts_below_edges() / new.count
+    gaps = np.abs(f_new - f_old)
+    k = int(np.argmax(gaps))
+    edges = old.grid.edges()
+    return _ks_result(float(gaps[k]), float(edges[k]), float(f_old[k]), float(f_new[k]),
+                      old.count, new.count, "binned: a lower bound")
+
+
+def _ks_exact_16bit(old: Summary, new: Summary) -> ShiftTest:
+    from initcheck.lowp import counts_by_value
+
+    values_old, counts_old = counts_by_value(old.patterns, old.dtype16)
+    values_new, counts_new = counts_by_value(new.patterns, new.dtype16)
+    values = np.union1d(values_old, values_new)
+    aligned_old = np.zeros(len(values), dtype=np.int64)
+    aligned_new = np.zeros(len(values), dtype=np.int64)
+    aligned_old[np.searchsorted(values, values_old)] = counts_old
+    aligned_new[np.searchsorted(values, values_new)] = counts_new
+    f_old = np.cumsum(aligned_old) / old.count
+    f_new = np.cumsum(aligned_new) / new.count
+    gaps = np.abs(f_new - f_old)
+    k = int(np.argmax(gaps))
+    return _ks_result(float(gaps[k]), float(values[k]), float(f_old[k]), float(f_new[k]),
+                      old.count, new.count, f"exact over the {old.dtype16} values")
+
+
+def shift_tests(old: Summary, new: Summary) -> tuple[list[ShiftTest], list[NotCompared]]:
+    """The mean, variance and KS tests of one row (p-values only; no Holm yet)."""
+    moments = np.concatenate([old.sums, new.sums])
+    if not np.all(np.isfinite(moments)):
+        reason = "the power sums are not finite"
+        return [], [NotCompared(name, reason) for name in ("mean", "variance", "ks")]
+    tests = [mean_shift(old, new), variance_shift(old, new)]
+    ks = ks_shift(old, new)
+    if isinstance(ks, NotCompared):
+        return tests, [ks]
+    return tests + [ks], []
+
+
+# --------------------------------------------------------------------------- reports
+
+
+def load_report(path) -> dict:
+    """Read an ``initcheck --json`` report; InputError (one line, naming the file)
+    when it is missing, unreadable, not JSON, or not a report of schema
+    ``initcheck-report/2``."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory, not a report") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(f"{path}: cannot be read ({getattr(error, 'strerror', None) or error})") from None
+    try:
+        report = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InputError(f"{path}: not JSON ({error.msg} at line {error.lineno}, column {error.colno})") from None
+    if not isinstance(report, dict) or "schema" not in report:
+        raise InputError(f"{path}: not an initcheck report (no \"schema\" field)")
+    schema = report["schema"]
+    if schema != REPORT_SCHEMA:
+        raise InputError(f"{path}: schema {schema!r}, but initcheck compare reads {REPORT_SCHEMA!r} reports "
+                         "(run the command again with this initcheck)")
+    rows = report.get("rows")
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and isinstance(r.get("key"), str) for r in rows):
+        raise InputError(f"{path}: not an initcheck report (its rows have no keys)")
+    return report
+
+
+def _rows_by_key(report: dict) -> dict[str, dict]:
+    """Rows by key; a key seen again (the same row run twice) gets " #2", " #3"..."""
+    rows: dict[str, dict] = {}
+    for row in report.get("rows", []):
+        key, copy = row["key"], 1
+        while key in rows:
+            copy += 1
+            key = f"{row['key']} #{copy}"
+        rows[key] = row if key == row["key"] else {**row, "key": key}
+    return rows
+
+
+def _summary(row: dict, which: str) -> Summary | str:
+    """The row's Summary, or why there is none to compare."""
+    data = row.get("statistics")
+    if not data:
+        return f"no statistics in the {which} report ({row.get('verdict', 'SKIP')})"
+    try:
+        summary = Summary.from_dict(data)
+    except (KeyError, TypeError, ValueError) as error:
+        raise InputError(f"row {row['key']!r} of the {which} report: statistics unreadable ({error})") from None
+    if summary.count < 2:
+        return f"fewer than 2 finite values in the {which} report"
+    return summary
+
+
+def _nonfinite(row: dict) -> int:
+    data = row.get("statistics") or {}
+    return sum(int(data.get(name, 0) or 0) for name in ("nan", "posinf", "neginf"))
+
+
+def _same(a, b) -> bool:
+    """Equal, floats within 1e-12 relative (a law recomputed from the same numbers)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    numbers = isinstance(a, (int, float)) and isinstance(b, (int, float))
+    if numbers and (isinstance(a, float) or isinstance(b, float)):
+        return math.isclose(a, b, rel_tol=1e-12, abs_tol=0.0) or a == b
+    return a == b
+
+
+def _law_text(row: dict) -> str:
+    law = row.get("law")
+    if not law:
+        return "—"
+    return law.get("text") or json.dumps(law, sort_keys=True)
+
+
+def _differences(old: dict, new: dict, keys=None) -> dict[str, tuple]:
+    keys = keys if keys is not None else sorted(set(old) | set(new), key=lambda k: (k not in old, k))
+    return {k: (old.get(k), new.get(k)) for k in keys if not _same(old.get(k), new.get(k))}
+
+
+def compare_reports(old: dict, new: dict, alpha: float = DEFAULT_ALPHA) -> Comparison:
+    """Match the rows of two reports by key and test every matched row with
+    statistics in both for shifts (mean, variance, KS), Holm over all tests."""
+    if not 0.0 < alpha < 1.0:
+        raise InputError(f"alpha must be between 0 and 1, got {alpha:g}")
+    old_rows, new_rows = _rows_by_key(old), _rows_by_key(new)
+    rows = []
+    for key, old_row in old_rows.items():
+        if key not in new_rows:
+            continue
+        new_row = new_rows[key]
+        row = RowComparison(key, old_row, new_row)
+        before, after = _summary(old_row, "old"), _summary(new_row, "new")
+        if isinstance(before, Summary) and isinstance(after, Summary):
+            row.tests, row.not_compared = shift_tests(before, after)
+        elif old_row.get("statistics") or new_row.get("statistics"):
+            reason = before if isinstance(before, str) else after
+            row.not_compared = [NotCompared("shifts", reason)]
+        rows.append(row)
+    tests = [t for row in rows for t in row.tests]
+    apply_holm(tests, alpha)
+    for test in tests:
+        if test.effective_n is None:
+            test.threshold = _z_critical(test.level)
+        else:
+            test.threshold = ks_critical_two_sample(test.level, test.effective_n)
+
+    old_env, new_env = old.get("environment") or {}, new.get("environment") or {}
+    old_versions, new_versions = old_env.get("frameworks") or {}, new_env.get("frameworks") or {}
+    names = list(old_versions) + [name for name in new_versions if name not in old_versions]
+    return Comparison(
+        alpha=alpha,
+        rows=rows,
+        added=[row for key, row in new_rows.items() if key not in old_rows],
+        gone=[row for key, row in old_rows.items() if key not in new_rows],
+        versions={name: (old_versions.get(name), new_versions.get(name)) for name in names},
+        environment_changes=_differences(old_env, new_env, ["initcheck", "python", "platform", "devices"]),
+        settings_changes=_differences(old.get("settings") or {}, new.get("settings") or {}),
+        old_created=old.get("created"),
+        new_created=new.get("created"),
+    )
+
+
+# ----------------------------------------------------------------------------- render
+
+_KIND_TEXT = {"verdict": "verdict", "law": "law changed", "api": "API text", "non-finite": "non-finite values",
+              "mean": "mean shift", "variance": "variance shift", "ks": "distribution shift (KS)",
+              "added": "added", "gone": "gone"}
+
+
+def _version_text(old, new) -> str:
+    if old == new:
+        return f"{old} (unchanged)"
+    return f"{old or 'absent'} → {new or 'absent'}"
+
+
+def _setting_text(value) -> str:
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _pvalue_text(test: ShiftTest) -> str:
+    p = f"{test.pvalue:.2g}" if test.pvalue > 0 else "< 1e-300"
+    return f"{p} ≤ {test.level:.2g}" if test.level is not None else p
+
+
+def _statistic_text(test: ShiftTest) -> str:
+    if test.name == "ks":
+        return f"D = {test.statistic:.3g}\ncrit {test.threshold:.2g}"
+    return f"z = {test.statistic:+.1f}\ncrit ±{test.threshold:.2g}"
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
+def summary_line(comparison: Comparison) -> str:
+    """The final line: the regressions, or that there are none."""
+    regressions = comparison.regressions
+    extra = []
+    if comparison.added:
+        extra.append(f"{len(comparison.added)} added")
+    if comparison.gone:
+        extra.append(f"{len(comparison.gone)} gone")
+    extra_text = f" ({', '.join(extra)})" if extra else ""
+    if regressions:
+        parts = [f"{r.key} ({', '.join(r.reasons)})" for r in regressions[:3]]
+        if len(regressions) > 3:
+            parts.append(f"and {len(regressions) - 3} more")
+        return f"{_plural(len(regressions), 'regression')}: " + "; ".join(parts)
+    changed = {c.key for c in comparison.changes() if c.kind not in ("added", "gone")}
+    matched = f"no regression: {_plural(len(comparison.rows), 'row')} matched{extra_text}"
+    if changed:
+        return f"{matched}, {len(changed)} changed (none for the worse)"
+    return f"{matched}, none changed significantly"
+
+
+def render_comparison(comparison: Comparison, console) -> None:
+    """Versions and settings, a table of what changed, and the one-line verdict."""
+    if comparison.old_created or comparison.new_created:
+        console.print(f"old report {comparison.old_created or '?'}, new report {comparison.new_created or '?'}")
+    if comparison.versions:
+        console.print("versions: " + ", ".join(f"{name} {_version_text(a, b)}"
+                                               for name, (a, b) in comparison.versions.items()))
+    for name, (a, b) in comparison.environment_changes.items():
+        if name == "devices":
+            continue
+        console.print(f"{name}: {_version_text(a, b)}")
+    if comparison.settings_changes:
+        console.print("settings differ: " + "; ".join(
+            f"{name} {_setting_text(a)} → {_setting_text(b)}" for name, (a, b) in comparison.settings_changes.items()
+        ))
+    changes = comparison.changes()
+    if changes:
+        table = Table(show_lines=False, title_justify="left")
+        table.add_column("row", overflow="fold", max_width=44)
+        table.add_column("what changed", overflow="fold")
+        table.add_column("old → new", overflow="fold")
+        table.add_column("statistic", justify="right")
+        table.add_column("p-value ≤ level", justify="right")
+        table.add_column("", overflow="fold")
+        for index, change in enumerate(changes):
+            first = index == 0 or changes[index - 1].key != change.key
+            last = index == len(changes) - 1 or changes[index + 1].key != change.key
+            what = Text(_KIND_TEXT.get(change.kind, change.kind), style="bold red" if change.regression else "")
+            if change.detail:
+                what.append(f"\n{change.detail}", style="dim")
+            test = change.test
+            table.add_row(
+                change.key if first else "",
+                what,
+                f"{change.old} → {change.new}",
+                _statistic_text(test) if test else "",
+                _pvalue_text(test) if test else "",
+                Text("regression", style="bold red") if change.regression else "",
+                end_section=last,
+            )
+        console.print(table)
+    console.print(f"Family-wise alpha {comparison.alpha:g}, Holm over {len(comparison.tests)} two-sample tests "
+                  f"(mean, variance, KS) of {_plural(len(comparison.rows), 'matched row')}.")
+    console.print(summary_line(comparison), style="bold red" if comparison.regressions else "bold green")

@@ -1,0 +1,129 @@
+"""What a request turns into: the rows to sample.
+
+A row is one framework's initializer (or a user's function, or a layer's
+default) on one layer, dtype and device, with the law it must follow.  The
+command line (:mod:`initcheck.cli`) and suite files (:mod:`initcheck.suite`)
+both build their rows here, so a suite check means exactly what the same
+command means.
+"""
+
+from __future__ import annotations
+
+import math
+
+from initcheck import frameworks as registry
+from initcheck.errors import InputError
+from initcheck.frameworks.base import Plan
+from initcheck.layers import Layer, format_shape
+from initcheck.runner import Row
+from initcheck.schemes import DISTRIBUTIONS, InitSpec
+
+MIN_SAMPLES = 1000
+DEFAULT_SAMPLES = "1e7"
+#: Layer of the explicit-law commands (trunc-normal, custom) when none is given.
+DEFAULT_SHAPE = (256, 784)
+#: Layers of `initcheck defaults` when none is given: a dense 784 -> 256 and a 64 -> 128 3x3 conv.
+DEFAULT_LAYERS = (Layer.dense(784, 256), Layer(64, 128, (3, 3)))
+
+#: Laws a custom function may be checked against (``--expect``).
+EXPECTATIONS = ("xavier", "kaiming", "lecun", "normal", "uniform", "trunc-normal")
+
+
+def parse_samples(text) -> int:
+    """``1e7``, ``10000000`` or ``10_000_000`` -> int, at least 1000."""
+    try:
+        value = float(str(text).replace("_", ""))
+    except ValueError:
+        raise InputError(f"--samples {text!r} is not a number") from None
+    if not math.isfinite(value) or value != int(value):
+        raise InputError(f"--samples {text!r} is not a whole number")
+    if value < MIN_SAMPLES:
+        raise InputError(f"--samples must be at least {MIN_SAMPLES:,}, got {int(value):,}")
+    return int(value)
+
+
+def scheme_rows(specs: list[InitSpec], layers: list[Layer], frameworks: list, device: str, dtype: str,
+                reference: str = "documented") -> list[Row]:
+    """Every spec on every layer in every framework.  ``reference="paper"``
+    checks each framework against the paper's law instead of its documented one."""
+    for framework in frameworks:
+        framework.check_device(device)
+    rows = []
+    for spec in specs:
+        for layer in layers:
+            for framework in frameworks:
+                plan = framework.plan(spec, layer, device, dtype)
+                label = spec.describe()
+                if reference == "paper" and isinstance(plan, Plan):
+                    plan.law = spec.law(layer.fan_in, layer.fan_out)
+                    label += "\n(against the paper's law)"
+                rows.append(Row(label, layer.describe(), plan))
+    return rows
+
+
+def default_rows(layers: list[Layer], frameworks: list, device: str, dtype: str) -> list[Row]:
+    """The weight (kernel) and bias of each framework's own layers, built for real."""
+    frameworks = [f for f in frameworks if f.name != "reference"]
+    for framework in frameworks:
+        framework.check_device(device)
+    rows = [
+        Row(f"default {parameter}", layer.describe(), plan)
+        for layer in layers
+        for framework in frameworks
+        for parameter, plan in framework.default_rows(layer, device, dtype)
+    ]
+    if not rows:
+        raise InputError("no framework with layers was selected")
+    return rows
+
+
+def expected_spec(expect, dist="normal", gain=None, mode=None, nonlinearity=None, slope=None, std=None,
+                  mean=0.0, bound=None, low=None, high=None) -> InitSpec:
+    """The law a custom function is checked against, from --expect and its options."""
+    if expect not in EXPECTATIONS:
+        raise InputError(f"unknown expectation {expect!r}; expected one of {', '.join(EXPECTATIONS)}")
+    if expect in ("xavier", "kaiming", "lecun"):
+        if dist not in DISTRIBUTIONS:
+            raise InputError(f"--dist: unknown value {dist!r}; expected one of {', '.join(DISTRIBUTIONS)}")
+        if expect == "kaiming":
+            return InitSpec("kaiming", dist, mode=mode or "fan_in", nonlinearity=nonlinearity or "leaky_relu",
+                            slope=slope or 0.0)
+        return InitSpec(expect, dist, gain=gain if expect == "xavier" else None)
+    if expect == "uniform":
+        if bound is not None:
+            if low is not None or high is not None:
+                raise InputError("give either --bound or --low/--high, not both")
+            if not bound > 0:
+                raise InputError(f"--bound must be positive, got {bound}")
+            low, high = -bound, bound
+        return InitSpec("uniform", low=low, high=high)
+    if expect == "normal":
+        return InitSpec("normal", mean=mean, std=std)
+    return InitSpec("trunc-normal", mean=mean, std=std, low=low, high=high)
+
+
+def custom_rows(target: str, spec: InitSpec, shapes: list[tuple[int, ...]], layers: list[Layer],
+                fans: Layer | None, with_reference: bool, dtype: str) -> list[Row]:
+    """Rows for a user's function: one per shape, each followed (``with_reference``)
+    by the closed-form law sampled with NumPy as a control.  ``layers[i]`` gives
+    the fans of ``shapes[i]`` unless ``fans`` overrides them."""
+    from initcheck.frameworks.custom import custom_plan, load_function
+    from initcheck.frameworks.reference import law_plan
+
+    function = load_function(target)
+    rows = []
+    for shape, layer in zip(shapes, layers):
+        fan_layer = fans or layer
+        law = spec.law(fan_layer.fan_in, fan_layer.fan_out)
+        label = f"shape {format_shape(shape)}" + (
+            f"\nfan_in {fan_layer.fan_in}, fan_out {fan_layer.fan_out}" if spec.uses_fans else ""
+        )
+        rows.append(Row(f"expect {spec.describe()}", label, custom_plan(function, target, law, shape)))
+        if with_reference:
+            rows.append(Row(f"expect {spec.describe()}", label, law_plan("reference", law, shape, dtype)))
+    return rows
+
+
+def resolve_frameworks(names: str | None) -> list:
+    """The adapters for a comma list of names (None: every installed one)."""
+    return registry.resolve(names)
