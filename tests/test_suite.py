@@ -184,3 +184,52 @@ def test_default_suite_passes(capsys):
     code, out, err = run_cli(capsys, "suite", str(CONFIGS / "default.toml"), *SMALL)
     assert code == 0, out + err
     assert "FAIL" not in out
+
+
+def test_reports_plots_and_compare_from_the_command_line(tmp_path, capsys):
+    """--json, --junit and --plot from a suite, then compare: itself (exit 0)
+    and after the planted function changed (exit 1, the row named)."""
+    import xml.etree.ElementTree as ElementTree
+
+    pytest.importorskip("matplotlib")
+    source = tmp_path / "mine.py"
+    source.write_text("import numpy as np\n"
+                      "def init(shape, seed):\n"
+                      "    return np.random.default_rng(seed).normal(0.0, 0.05, shape)\n")
+    path = write(tmp_path, """
+        [[check]]
+        scheme = "custom"
+        function = "mine.py:init"
+        expect = "normal"
+        std = 0.05
+        shapes = "256,784"
+        samples = "5e5"
+    """)
+    old, xml, plots = tmp_path / "old.json", tmp_path / "old.xml", tmp_path / "plots"
+    code, out, err = run_cli(capsys, "suite", str(path), "--json", str(old), "--junit", str(xml),
+                             "--plot", str(plots), "--no-progress", "-q")
+    assert code == 0, out + err
+    suites = ElementTree.parse(xml).getroot()
+    assert suites.get("tests") == "2" and suites.get("failures") == "0"
+    pngs = sorted(plots.glob("*.png"))
+    assert len(pngs) == 2 and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+
+    assert run_cli(capsys, "compare", str(old), str(old))[0] == 0
+    source.write_text(source.read_text().replace("0.05, shape", "0.052, shape"))  # std 4% too large
+    new = tmp_path / "new.json"
+    assert run_cli(capsys, "suite", str(path), "--json", str(new), "--plot", str(tmp_path / "failing"),
+                   "--plot-failures", "--no-progress", "-q")[0] == 1
+    assert len(list((tmp_path / "failing").glob("*.png"))) == 1  # the custom row, not the reference
+    code, out, err = run_cli(capsys, "compare", str(old), str(new))
+    assert code == 1, out + err
+    assert "custom" in out and "regression" in out
+
+
+def test_plot_without_matplotlib_is_an_input_error_before_sampling(capsys, monkeypatch, tmp_path):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    code, out, err = run_cli(capsys, "xavier", "--fan-in", "10", "--fan-out", "10", "-f", "reference",
+                             "--plot", str(tmp_path / "p"), *SMALL)
+    assert code == 2 and "matplotlib" in err and "Traceback" not in err
+    assert not (tmp_path / "p").exists()
