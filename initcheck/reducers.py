@@ -28,9 +28,10 @@ from initcheck.laws import Law
 from initcheck.summary import Summary
 
 
-def _row_length(x) -> int:
-    """Values per slice along the first axis (0 for 0-d or 1-d draws: no rows)."""
-    shape = tuple(x.shape)
+def lag_of_rows(shape) -> int:
+    """Values per slice along the first axis of a draw of this shape (0 for 0-d
+    or 1-d draws: no rows); the lag between vertically neighbouring values."""
+    shape = tuple(shape)
     if len(shape) < 2 or shape[0] == 0:
         return 0
     return math.prod(shape[1:])
@@ -67,7 +68,7 @@ class HostReducer:
         self._previous: np.ndarray | None = None
 
     def fold(self, x) -> None:
-        row_length = _row_length(x)
+        row_length = lag_of_rows(x.shape)
         x = as_host_array(x)
         if x.dtype not in (np.float32, np.float64):
             x = x.astype(np.float64)
@@ -140,7 +141,7 @@ class PatternReducer:
         if self._batches is not None:
             self._batches.add(x)
             return
-        row_length = _row_length(x)
+        row_length = lag_of_rows(x.shape)
         patterns = self._lowp.as_patterns(x)
         _kernels.bit_patterns(patterns, self._patterns)
         values = self._lowp.pattern_values(self._dtype)[patterns]

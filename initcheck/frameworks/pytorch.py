@@ -23,6 +23,7 @@ from initcheck.errors import InputError
 from initcheck.frameworks.base import BIAS_SAMPLES, Framework, Plan, Skip
 from initcheck.laws import Law, Uniform
 from initcheck.grid import Grid
+from initcheck.reducers import lag_of_rows
 from initcheck.summary import Summary
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -193,10 +194,10 @@ class Batches:
             draws, self._jax = self._jax, []
             self.flush()
             self._fold_batch(as_torch(jnp.stack([d.reshape(-1) for d in draws])).to(self._device),
-                             _row_length(draws[0].shape))
+                             lag_of_rows(draws[0].shape))
 
     def _add_torch(self, x: torch.Tensor) -> None:
-        row_length = _row_length(tuple(x.shape))
+        row_length = lag_of_rows(x.shape)
         flat = x.detach().reshape(-1).to(self._device)
         n = flat.numel()
         if 2 * n >= self.values:
@@ -220,10 +221,6 @@ class Batches:
             self._staged = 0
         self._flush_jax()
 
-
-def _row_length(shape: tuple[int, ...]) -> int:
-    """Values per slice along the first axis (0 for 0-d or 1-d draws: no rows)."""
-    return math.prod(shape[1:]) if len(shape) >= 2 and shape[0] > 0 else 0
 
 
 class TorchPairs:
