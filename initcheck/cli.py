@@ -162,10 +162,13 @@ def common_options(command):
 def execute(rows: list[Row], opts: Options, frameworks: list, title: str) -> int:
     """Run the rows, print, write reports; returns the exit code (130 after Ctrl-C,
     with the table of what was sampled so far)."""
+    for option, path in (("--json", opts.json_path), ("--junit", opts.junit_path)):
+        if path:
+            writable_file(path, option)  # before the sampling, not after
     if opts.plot_dir:
         from initcheck.plots import require_matplotlib
 
-        require_matplotlib()  # before the sampling, not after
+        require_matplotlib()
     samples = opts.sample_count if opts.detect_error is None else detect_samples(rows, opts)
     outcome = run(rows, samples, opts.seed, opts.alpha, show_progress=opts.progress, strict=opts.strict)
     results = outcome.results
@@ -176,20 +179,34 @@ def execute(rows: list[Row], opts: Options, frameworks: list, title: str) -> int
         render_footer(results, opts.alpha, console)
     settings = {"samples": samples, "seed": opts.seed, "alpha": opts.alpha, "device": opts.device,
                 "strict": opts.strict, "interrupted": outcome.interrupted}
-    if opts.json_path or opts.junit_path:
-        env = environment(frameworks)
-        if opts.json_path:
-            write_json(opts.json_path, json_report(results, settings, env))
-        if opts.junit_path:
-            from initcheck.junit import write_junit
+    try:
+        if opts.json_path or opts.junit_path:
+            env = environment(frameworks)
+            if opts.json_path:
+                write_json(opts.json_path, json_report(results, settings, env))
+            if opts.junit_path:
+                from initcheck.junit import write_junit
 
-            write_junit(opts.junit_path, results, settings, env)
-    if opts.plot_dir:
-        from initcheck.plots import write_plots
+                write_junit(opts.junit_path, results, settings, env)
+        if opts.plot_dir:
+            from initcheck.plots import write_plots
 
-        written = write_plots(results, opts.plot_dir, failures_only=opts.plot_failures)
-        click.echo(f"initcheck: {len(written)} plot(s) in {opts.plot_dir}", err=True)
+            written = write_plots(results, opts.plot_dir, failures_only=opts.plot_failures)
+            click.echo(f"initcheck: {len(written)} plot(s) in {opts.plot_dir}", err=True)
+    except OSError as error:
+        raise InputError(f"cannot write {error.filename or 'a report'}: {error.strerror}") from None
     return code
+
+
+def writable_file(path: str, option: str) -> None:
+    """InputError unless ``path`` can be created or overwritten."""
+    import os
+
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise InputError(f"{option} {path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise InputError(f"{option} {path}: not writable")
 
 
 def detect_samples(rows: list[Row], opts: Options) -> int:
@@ -437,6 +454,8 @@ def compare(old, new, alpha, json_path):
 
     if not 0.0 < alpha < 1.0:
         raise InputError(f"--alpha must be between 0 and 1, got {alpha}")
+    if json_path:
+        writable_file(json_path, "--json")
     comparison = compare_reports(load_report(old), load_report(new), alpha)
     render_comparison(comparison, make_console())
     if json_path:

@@ -233,3 +233,11 @@ def test_plot_without_matplotlib_is_an_input_error_before_sampling(capsys, monke
                              "--plot", str(tmp_path / "p"), *SMALL)
     assert code == 2 and "matplotlib" in err and "Traceback" not in err
     assert not (tmp_path / "p").exists()
+
+
+@pytest.mark.parametrize("option", ["--json", "--junit"])
+def test_a_report_path_that_cannot_be_written_is_an_input_error(capsys, tmp_path, option):
+    code, out, err = run_cli(capsys, "xavier", "--fan-in", "10", "--fan-out", "10", "-f", "reference",
+                             option, str(tmp_path / "missing" / "report"), *SMALL)
+    assert code == 2 and "does not exist" in err and "Traceback" not in err
+    assert out == ""  # refused before any sampling
