@@ -92,14 +92,14 @@ def _json_number(value):
     return value if math.isfinite(value) else str(value)
 
 
-def _two_sided(z: float) -> float:
+def two_sided_pvalue(z: float) -> float:
     """Two-sided normal p-value; a statistic that is not a number fails."""
     if not math.isfinite(z):
         return 0.0
     return float(math.erfc(abs(z) / math.sqrt(2.0)))
 
 
-def _z_critical(level: float) -> float:
+def z_critical(level: float) -> float:
     """z with P(|Z| > z) = level."""
     return -standard_normal_quantile(level / 2.0)
 
@@ -163,7 +163,7 @@ def check_mean(law: Law, summary: Summary) -> CheckResult:
     z = shift * math.sqrt(n)
     direction = "above" if shift > 0 else "below"
     detail = f"mean {abs(shift):.3g}σ {direction} the law's: z = {z:.1f}"
-    return CheckResult("mean", z, detail, pvalue=_two_sided(z))
+    return CheckResult("mean", z, detail, pvalue=two_sided_pvalue(z))
 
 
 def check_variance(law: Law, summary: Summary) -> CheckResult:
@@ -173,7 +173,7 @@ def check_variance(law: Law, summary: Summary) -> CheckResult:
     relative = summary.std / law.std - 1.0
     direction = "above" if relative > 0 else "below"
     detail = f"std {abs(relative) * 100:.3g}% {direction} the law's: z = {z:.1f}"
-    return CheckResult("variance", z, detail, pvalue=_two_sided(z))
+    return CheckResult("variance", z, detail, pvalue=two_sided_pvalue(z))
 
 
 @dataclass(frozen=True)
@@ -311,7 +311,7 @@ def check_independence(summary: Summary) -> CheckResult | None:
         return None
     scored = [(r * math.sqrt(m), r, name) for (r, m), name in found]
     z, r, name = max(scored, key=lambda item: abs(item[0]))
-    pvalue = min(1.0, _two_sided(z) * len(scored))
+    pvalue = min(1.0, two_sided_pvalue(z) * len(scored))
     detail = f"{name} correlate: r = {r:.3g} (z = {z:.1f})"
     return CheckResult("independence", z, detail, pvalue=pvalue)
 
@@ -376,7 +376,7 @@ def samples_to_detect(law: Law, std_error: float, level: float) -> int:
     of :func:`annotate`)."""
     relative_variance = (1.0 + std_error) ** 2 - 1.0
     spread = math.sqrt(law.fourth_moment / law.variance**2 - 1.0)
-    z = _z_critical(level) + standard_normal_quantile(POWER)
+    z = z_critical(level) + standard_normal_quantile(POWER)
     return math.ceil((z * spread / relative_variance) ** 2)
 
 
@@ -388,12 +388,12 @@ def annotate(checks: list[CheckResult], law: Law, summary: Summary, bonferroni_l
     if n < 2:
         return
     beta_z = standard_normal_quantile(POWER)
-    reach = (_z_critical(bonferroni_level) + beta_z) / math.sqrt(n)
+    reach = (z_critical(bonferroni_level) + beta_z) / math.sqrt(n)
     for check in checks:
         if not check.statistical:
             continue
         if check.name in ("mean", "variance", "independence"):
-            check.threshold = _z_critical(check.level)
+            check.threshold = z_critical(check.level)
         if check.name == "mean":
             check.power = reach
             check.power_text = f"mean shift ≥ {reach:.2g}σ"

@@ -48,9 +48,9 @@ import numpy as np
 from rich.table import Table
 from rich.text import Text
 
-from initcheck.checks import _two_sided, _z_critical, apply_holm
+from initcheck.checks import two_sided_pvalue, z_critical, apply_holm
 from initcheck.errors import InputError
-from initcheck.report import REPORT_SCHEMA, _plain
+from initcheck.report import REPORT_SCHEMA, json_safe
 from initcheck.summary import Summary
 
 COMPARE_SCHEMA = "initcheck-compare/1"
@@ -281,7 +281,7 @@ class Comparison:
         return 1 if self.regressions else 0
 
     def to_dict(self) -> dict:
-        return _plain({
+        return json_safe({
             "schema": COMPARE_SCHEMA,
             "alpha": self.alpha,
             "tests": len(self.tests),
@@ -318,7 +318,7 @@ def _z_test(name: str, difference: float, variance: float, detail: str, old: str
         z = difference / math.sqrt(variance)
     else:
         z = 0.0 if difference == 0 else math.copysign(math.inf, difference)
-    return ShiftTest(name, z, _two_sided(z), f"{detail}: z = {z:+.1f}", old, new)
+    return ShiftTest(name, z, two_sided_pvalue(z), f"{detail}: z = {z:+.1f}", old, new)
 
 
 def mean_shift(old: Summary, new: Summary) -> ShiftTest:
@@ -548,7 +548,7 @@ def compare_reports(old: dict, new: dict, alpha: float = DEFAULT_ALPHA) -> Compa
     apply_holm(tests, alpha)
     for test in tests:
         if test.effective_n is None:
-            test.threshold = _z_critical(test.level)
+            test.threshold = z_critical(test.level)
         else:
             test.threshold = ks_critical_two_sample(test.level, test.effective_n)
 

@@ -139,12 +139,12 @@ def json_report(results: list[RowResult], settings: dict, env: dict) -> dict:
     }
 
 
-def _plain(value):
+def json_safe(value):
     """JSON-safe copy: NumPy scalars to Python, non-finite floats to strings."""
     if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
+        return {key: json_safe(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
+        return [json_safe(item) for item in value]
     if hasattr(value, "item") and not isinstance(value, (str, bytes)):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
@@ -154,5 +154,5 @@ def _plain(value):
 
 def write_json(path: str, report: dict) -> None:
     with open(path, "w") as handle:
-        json.dump(_plain(report), handle, indent=2, allow_nan=False)
+        json.dump(json_safe(report), handle, indent=2, allow_nan=False)
         handle.write("\n")

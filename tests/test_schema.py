@@ -17,7 +17,7 @@ import pytest
 from initcheck import frameworks
 from initcheck.cli import main
 from initcheck.laws import Constant
-from initcheck.report import REPORT_SCHEMA, _plain, json_report
+from initcheck.report import REPORT_SCHEMA, json_safe, json_report
 
 from helpers import check_rows, sampler_plan
 
@@ -208,7 +208,7 @@ def test_constant_law_without_finite_values_validates(validator):
     results = check_rows([plan], samples=10_000)
     settings = {"samples": 10_000, "seed": 0, "alpha": 1e-6, "device": "cpu", "interrupted": False}
     env = {"initcheck": "0", "python": "3", "platform": "test", "frameworks": {}, "devices": {}}
-    report = json.loads(json.dumps(_plain(json_report(results, settings, env)), allow_nan=False))
+    report = json.loads(json.dumps(json_safe(json_report(results, settings, env)), allow_nan=False))
     assert_valid(validator, report)
     check = report["rows"][0]["checks"][-1]
     assert (check["name"], check["statistic"], check["passed"]) == ("constant", "nan", False)
