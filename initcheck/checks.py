@@ -330,7 +330,7 @@ def evaluate(law: Law, summary: Summary, dtype: np.dtype) -> list[CheckResult]:
     if summary.patterns is not None:  # 16-bit: exact, against the rounded law
         from initcheck.lowp import RoundedLaw
 
-        rounded = RoundedLaw(law, summary.dtype16)
+        rounded = law if isinstance(law, RoundedLaw) else RoundedLaw(law, summary.dtype16)
         checks += [
             check_mean(rounded, summary),
             check_variance(rounded, summary),

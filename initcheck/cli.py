@@ -143,7 +143,7 @@ def common_options(command):
         click.option("--plot-failures", is_flag=True, help="With --plot: only rows that FAIL or WARN."),
         click.option("--quiet", "-q", is_flag=True, help="Print the table only when something failed."),
         click.option("--progress/--no-progress", default=True, help="Progress bar on stderr for long runs."),
-        click.option("--strict", is_flag=True, help="Treat WARN (16-bit mass moved between bound atoms) as FAIL."),
+        click.option("--strict", is_flag=True, help="Treat WARN (a 16-bit rounding within the dtype's resolution) as FAIL."),
         click.option("--reference", type=click.Choice(["documented", "paper"]), default="documented",
                      show_default=True,
                      help="Check each framework against the law its API documents, or the paper's law."),

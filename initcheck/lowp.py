@@ -92,6 +92,51 @@ class RoundedLaw(Law):
         return f"{self.law.describe()} rounded to {self.dtype}"
 
 
+def round_to(dtype: str, x) -> np.ndarray:
+    """``x`` rounded to the nearest value of a 16-bit dtype, as float64."""
+    return np.asarray(x, dtype=np.float64).astype(numpy_dtype(dtype)).astype(np.float64)
+
+
+class ScaledIn16Bits(RoundedLaw):
+    """The law of a sampler that computes in the 16-bit dtype: a standard draw
+    S (N(0, 1), or the normal truncated at the law's bounds in sigmas) rounded
+    to the dtype, then multiplied by sigma rounded to the dtype, and the product
+    rounded again:  X = round(round(sigma) * round(S)).
+
+    The product of two 16-bit values is exact in float32, so this is what
+    Keras' TensorFlow backend does in bfloat16 (``stateless_truncated_normal``
+    then ``* stddev``).  Each value is within one step of the dtype of a
+    correctly rounded draw, but the std moves by the rounding of sigma and the
+    atoms' masses move by the double rounding.  Only for laws with mean 0."""
+
+    def __init__(self, law: Law, dtype: str):
+        from initcheck.laws import Normal, TruncatedNormal
+
+        if isinstance(law, TruncatedNormal):
+            standard = TruncatedNormal(0.0, 1.0, law.low / law.sigma, law.high / law.sigma)
+        elif isinstance(law, Normal):
+            standard = Normal(0.0, 1.0)
+        else:
+            raise ValueError(f"no 16-bit scaling model for {law.describe()}")
+        self.law, self.dtype = law, dtype
+        self.sigma = float(round_to(dtype, law.sigma))
+        unit = RoundedLaw(standard, dtype)
+        self.values = unit.values
+        scaled = round_to(dtype, self.sigma * unit.values)
+        self.masses = np.zeros(len(self.values))
+        np.add.at(self.masses, np.searchsorted(self.values, scaled + 0.0), unit.masses)
+
+    @property
+    def support(self) -> tuple[float, float]:
+        if not self.law.bounded:
+            return self.law.support
+        held = self.values[self.masses > 0]
+        return float(held.min()), float(held.max())
+
+    def describe(self) -> str:
+        return f"{self.law.describe()} computed in {self.dtype} (sigma {self.sigma:.6g})"
+
+
 def as_patterns(x) -> np.ndarray:
     """A flat uint16 view of a 16-bit host array (NumPy, PyTorch, JAX, TensorFlow)."""
     if type(x).__module__.startswith("torch"):

@@ -259,11 +259,12 @@ def run(
 def decide(results: list[RowResult], alpha: float, strict: bool = False) -> None:
     """Holm over every statistical check of every row, then each row's verdict.
 
-    A failing 16-bit row of a bounded law gets the WARN rule of DESIGN section 4:
-    when splitting the two bound atoms' pooled count in the law's proportions
-    makes every check pass, and the pooled count itself agrees with the law,
-    the cause is mass moved between the bound atoms (PyTorch's half-open bf16
-    uniform_): WARN, or FAIL under ``strict``."""
+    A failing 16-bit row gets the WARN rule of DESIGN section 4, widened to
+    every rounding within the dtype's resolution (:func:`_rounding_candidates`):
+    when one of them explains every failure (mass moved between the bound
+    atoms with the pooled count agreeing with the law, bounds rounded to the
+    dtype, or a normal computed in the dtype), the verdict is WARN with that
+    cause, or FAIL under ``strict``."""
     every_check = [c for r in results for c in r.checks]
     apply_holm(every_check, alpha)
     tested = sum(1 for c in every_check if c.statistical)
@@ -275,40 +276,48 @@ def decide(results: list[RowResult], alpha: float, strict: bool = False) -> None
         result.verdict = "FAIL" if failed else "PASS"
         result.reason = "; ".join(c.detail for c in failed)
         if failed and result.summary.patterns is not None:
-            cause = _moved_bound_mass(result)
+            cause = _rounding_cause(result)
             if cause:
                 result.verdict = "FAIL" if strict else "WARN"
                 result.reason = cause + ("" if not strict else " (--strict)")
 
 
-def _bound_candidates(law: Law, dtype: str) -> list[tuple[Law, str]]:
-    """The laws the WARN rule may compare a 16-bit row with: the documented law,
-    and, for a uniform law whose bounds the dtype cannot hold, the same law with
-    its bounds rounded to the dtype (PyTorch's CUDA ``uniform_`` casts ``a`` and
-    ``b`` to the tensor's dtype before it samples)."""
-    from initcheck.laws import Uniform
-    from initcheck.lowp import numpy_dtype
+def _rounding_candidates(law: Law, dtype: str) -> list[tuple[Law, str]]:
+    """The laws the WARN rule may compare a 16-bit row with, each with the
+    rounding it stands for: the documented law; for a uniform law whose bounds
+    the dtype cannot hold, the law with its bounds rounded to the dtype
+    (PyTorch's CUDA ``uniform_`` casts ``a`` and ``b`` first); for a normal or
+    truncated normal of mean 0, the law of a sampler that computes in the dtype
+    (:class:`~initcheck.lowp.ScaledIn16Bits`, Keras' TensorFlow backend)."""
+    from initcheck.laws import Normal, TruncatedNormal, Uniform
+    from initcheck.lowp import ScaledIn16Bits, round_to
 
     candidates = [(law, "")]
     if isinstance(law, Uniform):
-        low, high = (float(np.array(b).astype(numpy_dtype(dtype)).astype(np.float64)) for b in (law.low, law.high))
+        low, high = (float(round_to(dtype, b)) for b in (law.low, law.high))
         if (low, high) != (law.low, law.high) and low < high:
             candidates.append((
                 Uniform(low, high),
                 f"the sampler rounds the bounds to {dtype} first ({low:.6g}, {high:.6g} instead of "
                 f"{law.low:.6g}, {law.high:.6g}), within {dtype}'s resolution",
             ))
+    if isinstance(law, (Normal, TruncatedNormal)) and law.mean == 0.0:
+        scaled = ScaledIn16Bits(law, dtype)
+        candidates.append((
+            scaled,
+            f"the sampler computes in {dtype}: a standard draw rounded to {dtype}, times the std rounded to "
+            f"{dtype} ({scaled.sigma:.6g} for {law.sigma:.6g}), rounded again; every value is within one "
+            f"{dtype} step of a correctly rounded draw",
+        ))
     return candidates
 
 
-def _moved_bound_mass(result: RowResult) -> str | None:
+def _rounding_cause(result: RowResult) -> str | None:
     """The WARN cause, when 16-bit rounding explains every failure: mass moved
-    between the bound atoms, bounds rounded to the dtype, or both."""
-    for law, rounding in _bound_candidates(result.law, result.summary.dtype16):
-        if rounding:
-            as_is = _explains(result, law, result.summary)
-            if as_is:
-                return rounding + "; with the rounded bounds every check passes"
+    between the bound atoms, parameters rounded to the dtype, or both."""
+    for law, rounding in _rounding_candidates(result.law, result.summary.dtype16):
+        if rounding and _explains(result, law, result.summary):
+            return rounding + "; against that law every check passes"
         cause = _rebalance_explains(result, law)
         if cause:
             return f"{rounding}; {cause}" if rounding else cause
@@ -331,7 +340,7 @@ def _rebalance_explains(result: RowResult, law: Law) -> str | None:
     makes every check pass and the pooled count agrees with ``law``."""
     from initcheck.lowp import RoundedLaw, rebalanced
 
-    rounded = RoundedLaw(law, result.summary.dtype16)
+    rounded = law if isinstance(law, RoundedLaw) else RoundedLaw(law, result.summary.dtype16)
     found = rebalanced(result.summary, rounded)
     if found is None:
         return None

@@ -142,3 +142,49 @@ def test_a_bfloat16_uniform_with_the_wrong_scale_stays_a_failure():
     plan = sampler_plan(Uniform(-bound, bound), cuda_like_bfloat16_uniform(0.99 * bound), dtype="bfloat16")
     (row,) = check_rows([plan], samples=50_000_000)
     assert row.verdict == "FAIL" and "variance" in failed(row), row.reason
+
+
+def computed_in_bfloat16(sigma, truncate_at=None):
+    """A sampler that works in bfloat16, as Keras' TensorFlow backend does:
+    a standard (optionally truncated) normal draw rounded to bfloat16, times
+    sigma rounded to bfloat16; torch rounds the exact product once more."""
+    scale = torch.tensor(sigma, dtype=torch.bfloat16)
+
+    def sample(rng, n):
+        z = rng.standard_normal(n)
+        if truncate_at is not None:
+            while (outside := np.abs(z) > truncate_at).any():
+                z[outside] = rng.standard_normal(int(outside.sum()))
+        return torch.from_numpy(z).to(torch.bfloat16) * scale
+
+    return sample
+
+
+@pytest.mark.parametrize("truncated", [False, True])
+def test_a_sampler_computing_in_bfloat16_is_a_warning(truncated):
+    from initcheck.laws import TruncatedNormal
+
+    sigma = 0.0498540  # glorot_normal's for 784 -> 256; bfloat16 holds 0.0498047
+    law = TruncatedNormal(0.0, sigma, -2 * sigma, 2 * sigma) if truncated else Normal(0.0, sigma)
+    plan = sampler_plan(law, computed_in_bfloat16(sigma, 2.0 if truncated else None), dtype="bfloat16")
+    (row,) = check_rows([plan], samples=20_000_000)
+    assert row.verdict == "WARN", row.reason
+    assert "computes in bfloat16" in row.reason and "0.0498047" in row.reason
+    (strict,) = check_rows([plan], samples=20_000_000, strict=True)
+    assert strict.verdict == "FAIL"
+
+
+def test_computing_in_bfloat16_does_not_excuse_a_wrong_std():
+    sigma = 0.0498540
+    plan = sampler_plan(Normal(0.0, sigma), computed_in_bfloat16(1.01 * sigma), dtype="bfloat16")
+    (row,) = check_rows([plan], samples=20_000_000)
+    assert row.verdict == "FAIL" and "variance" in failed(row), row.reason
+
+
+def test_the_bfloat16_scaling_law_keeps_its_mass_and_rounds_sigma():
+    from initcheck.lowp import ScaledIn16Bits
+
+    law = ScaledIn16Bits(Normal(0.0, 0.049854), "bfloat16")
+    assert law.sigma == 0.0498046875
+    assert law.masses.sum() == pytest.approx(1.0, abs=1e-12)
+    assert law.std == pytest.approx(0.0498046875, rel=2e-3)
