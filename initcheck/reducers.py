@@ -182,9 +182,9 @@ def on_accelerator(sample) -> bool:
 
 def reducer_for(sample, law: Law):
     """The reducer for rows whose draws look like ``sample``: on the host for host
-    arrays; on the accelerator, through torch (DLPack, no copy), for GPU arrays of
-    any framework.  Without torch, GPU draws of JAX or TensorFlow are copied to
-    the host, which is correct but slower."""
+    arrays; on the accelerator for GPU arrays: JAX's by XLA, PyTorch's and
+    TensorFlow's by torch (DLPack, no copy).  Without torch, TensorFlow GPU draws
+    are copied to the host, which is correct but slower."""
     from initcheck.lowp import sixteen_bit_name
 
     sixteen = sixteen_bit_name(sample)
@@ -193,6 +193,11 @@ def reducer_for(sample, law: Law):
         return PatternReducer(law, sixteen, device=sample.device if torch_gpu else None)
     if on_accelerator(sample):
         import importlib.util
+
+        if type(sample).__module__.startswith(("jax", "jaxlib")):
+            from initcheck.frameworks.jax_nn import JaxReducer
+
+            return JaxReducer(law)
 
         if importlib.util.find_spec("torch") is not None:
             from initcheck.frameworks.pytorch import TorchReducer, as_torch

@@ -76,20 +76,38 @@ def test_cuda_bit_pattern_counts_match_the_host(dtype):
     np.testing.assert_allclose(a.pairs, b.pairs, rtol=1e-12)
 
 
-def test_jax_gpu_arrays_come_in_through_dlpack():
+def test_jax_gpu_arrays_are_reduced_by_xla_on_the_gpu():
     jax = pytest.importorskip("jax")
     try:
         gpu = jax.devices("gpu")[0]
     except RuntimeError:
         pytest.skip("JAX sees no GPU")
+    from initcheck.frameworks.jax_nn import JaxReducer
+
     arrays = draws(np.float32)
+    arrays[1].flat[3] = np.nan
     host, device = HostReducer(LAW, GRID), None
     for x in arrays:
         on_gpu = jax.device_put(x, gpu)
         device = device or reducer_for(on_gpu, LAW)
         host.fold(x)
         device.fold(on_gpu)
-    assert isinstance(device, TorchReducer)
+    assert isinstance(device, JaxReducer)
+    compare(host.summary(), device.summary())
+
+
+def test_tensorflow_style_dlpack_arrays_reach_the_torch_reducer():
+    """JAX GPU arrays handed to the torch reducer (the path TensorFlow GPU draws take)."""
+    jax = pytest.importorskip("jax")
+    try:
+        gpu = jax.devices("gpu")[0]
+    except RuntimeError:
+        pytest.skip("JAX sees no GPU")
+    arrays = draws(np.float32)
+    host, device = HostReducer(LAW, GRID), TorchReducer(LAW, "cuda:0", GRID)
+    for x in arrays:
+        host.fold(x)
+        device.fold(jax.device_put(x, gpu))
     compare(host.summary(), device.summary())
 
 
@@ -100,13 +118,14 @@ def run_cli(capsys, *args):
     return exit_info.value.code, captured.out, captured.err
 
 
+@pytest.mark.parametrize("framework", ["torch", "jax"])
 @pytest.mark.parametrize("dist", ["normal", "uniform"])
-def test_xavier_on_cuda_passes_and_says_where_it_ran(capsys, tmp_path, dist):
+def test_xavier_on_cuda_passes_and_says_where_it_ran(capsys, tmp_path, dist, framework):
     import json
 
     report = tmp_path / "r.json"
     code, out, err = run_cli(capsys, "xavier", "--dist", dist, "--fan-in", "784", "--fan-out", "256",
-                             "-f", "torch", "--device", "cuda", "--json", str(report), *SMALL)
+                             "-f", framework, "--device", "cuda", "--json", str(report), *SMALL)
     assert code == 0, out + err
     rows = json.loads(report.read_text())["rows"]
     assert {r["device"] for r in rows} == {"cuda:0"}

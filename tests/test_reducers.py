@@ -251,19 +251,26 @@ def test_device_batches_of_draws_fold_like_single_draws(monkeypatch):
     np.testing.assert_array_equal(a.hist, b.hist)
 
 
-def test_jax_draws_are_batched_by_jax_and_fold_like_host_arrays(monkeypatch):
+def test_the_jax_reducer_matches_the_host_kernel(monkeypatch):
+    """The JAX GPU path (XLA folds of stacked draws), exercised on CPU arrays:
+    several batches, a change of shape, a NaN draw and an Inf."""
     import jax.numpy as jnp
 
-    from initcheck.frameworks.pytorch import Batches
+    from initcheck.frameworks.jax_nn import JaxReducer
 
-    monkeypatch.setattr(Batches, "values", 25_000)  # two 73 x 137 draws a batch, and a leftover
+    monkeypatch.setattr(JaxReducer, "batch_values", 25_000)  # two 73 x 137 draws a batch
     arrays = [x.reshape(73, 137) for x in draws(np.float32, count=5, size=73 * 137)]
-    host, device = HostReducer(LAW, GRID), TorchReducer(LAW, "cpu", GRID)
+    arrays += [x.reshape(100, 130) for x in draws(np.float32, count=2, size=13_000, seed=1)]
+    arrays += [x.reshape(73, 137) for x in draws(np.float32, count=3, size=73 * 137, seed=2)]
+    arrays[3][5, 5] = np.nan
+    arrays[8][0, 0] = -np.inf
+    host, device = HostReducer(LAW, GRID), JaxReducer(LAW, GRID)
     for x in arrays:
         host.fold(x)
         device.fold(jnp.asarray(x))
     a, b = host.summary(), device.summary()
-    assert a.count == b.count == 5 * 73 * 137
+    assert (a.count, a.nan, a.posinf, a.neginf) == (b.count, b.nan, b.posinf, b.neginf) == (a.count, 1, 0, 1)
+    assert (a.minimum, a.maximum) == (b.minimum, b.maximum)
     np.testing.assert_allclose(a.sums, b.sums, rtol=1e-9)
     np.testing.assert_allclose(a.pairs, b.pairs, rtol=1e-9)
     np.testing.assert_array_equal(a.hist, b.hist)

@@ -161,8 +161,7 @@ class Batches:
     Draws are copied into a staging tensor of about ``values`` values and handed
     to ``fold_batch(batch, row_length)`` when it is full, when the draw shape
     changes, or at :meth:`flush`.  A draw of ``values / 2`` or more is folded
-    alone, without a copy.  JAX draws are stacked by JAX and cross to torch
-    through DLPack once a batch."""
+    alone, without a copy."""
 
     #: Values per batch: a fold's float64 temporaries take about 100 bytes a value (~0.8 GB).
     values = 1 << 23
@@ -172,31 +171,10 @@ class Batches:
         self._stage: torch.Tensor | None = None
         self._staged = 0
         self._row_length = 0
-        self._jax: list = []  # JAX draws, stacked by JAX and handed over once a batch
 
     def add(self, x) -> None:
         """Add one draw: a torch tensor, or a JAX or TensorFlow array (DLPack)."""
-        if type(x).__module__.startswith(("jax", "jaxlib")) and 2 * x.size < self.values:
-            # one DLPack hand-over per draw costs more than the draw on a GPU
-            if self._jax and (self._jax[0].shape != x.shape or self._jax[0].dtype != x.dtype):
-                self._flush_jax()
-            self._jax.append(x)
-            if len(self._jax) == self.values // x.size:
-                self._flush_jax()
-            return
-        self._flush_jax()
-        self._add_torch(as_torch(x))
-
-    def _flush_jax(self) -> None:
-        if self._jax:
-            import jax.numpy as jnp
-
-            draws, self._jax = self._jax, []
-            self.flush()
-            self._fold_batch(as_torch(jnp.stack([d.reshape(-1) for d in draws])).to(self._device),
-                             lag_of_rows(draws[0].shape))
-
-    def _add_torch(self, x: torch.Tensor) -> None:
+        x = as_torch(x)
         row_length = lag_of_rows(x.shape)
         flat = x.detach().reshape(-1).to(self._device)
         n = flat.numel()
@@ -219,8 +197,6 @@ class Batches:
         if self._staged:
             self._fold_batch(self._stage[: self._staged], self._row_length)
             self._staged = 0
-        self._flush_jax()
-
 
 
 class TorchPairs:
