@@ -238,20 +238,98 @@ fail_x:
     return NULL;
 }
 
-/* Lag-1 products for the independence check: for pairs (a_i, b_i), i < n,
- * out += {sum (a - ref)(b - ref), sum (a - ref), sum (b - ref), n}. */
-#define PAIRS(T)                                                                        \
+/* Lag-1 products for the independence check, in one pass over the draw:
+ *   p[0] = sum_{i < n-1} d_i d_{i+1}      (neighbouring values)
+ *   p[1] = sum_{i < n-L} d_i d_{i+L}      (neighbouring rows, when 0 < L < n)
+ *   p[2] = sum_{i < n}   e_i d_i          (consecutive draws, when prev is given)
+ * with d = x - ref, e = prev - ref; also s = sum d and sp = sum e.  The common
+ * range runs without branches (the compiler vectorizes it); the last few values
+ * are a scalar tail. */
+#define PRODUCTS(T)                                                                     \
     __attribute__((target_clones("avx2", "default")))                                  \
-    static void pairs_##T(const T *restrict a, const T *restrict b, Py_ssize_t n,      \
-                          double ref, double *out) {                                    \
-        double p = 0, sa = 0, sb = 0;                                                   \
-        for (Py_ssize_t i = 0; i < n; i++) {                                            \
-            double da = (double)a[i] - ref, db = (double)b[i] - ref;                    \
-            p += da * db; sa += da; sb += db;                                           \
+    static void products_##T(const T *restrict x, const T *restrict prev, Py_ssize_t n, \
+                             Py_ssize_t L, double ref, double *restrict p, double *s,   \
+                             double *sp) {                                              \
+        int rows = L > 0 && L < n;                                                      \
+        Py_ssize_t m = rows ? n - L : n - 1;                                            \
+        if (m > n - 1) m = n - 1;                                                       \
+        if (m < 0) m = 0;                                                               \
+        double s0 = 0, p0 = 0, p1 = 0, p2 = 0, e0 = 0;                                  \
+        if (rows && prev) {                                                             \
+            for (Py_ssize_t i = 0; i < m; i++) {                                        \
+                double d = (double)x[i] - ref, e = (double)prev[i] - ref;               \
+                s0 += d; e0 += e;                                                       \
+                p0 += d * ((double)x[i + 1] - ref);                                     \
+                p1 += d * ((double)x[i + L] - ref);                                     \
+                p2 += e * d;                                                            \
+            }                                                                           \
+        } else if (rows) {                                                              \
+            for (Py_ssize_t i = 0; i < m; i++) {                                        \
+                double d = (double)x[i] - ref;                                          \
+                s0 += d;                                                                \
+                p0 += d * ((double)x[i + 1] - ref);                                     \
+                p1 += d * ((double)x[i + L] - ref);                                     \
+            }                                                                           \
+        } else if (prev) {                                                              \
+            for (Py_ssize_t i = 0; i < m; i++) {                                        \
+                double d = (double)x[i] - ref, e = (double)prev[i] - ref;               \
+                s0 += d; e0 += e;                                                       \
+                p0 += d * ((double)x[i + 1] - ref);                                     \
+                p2 += e * d;                                                            \
+            }                                                                           \
+        } else {                                                                        \
+            for (Py_ssize_t i = 0; i < m; i++) {                                        \
+                double d = (double)x[i] - ref;                                          \
+                s0 += d;                                                                \
+                p0 += d * ((double)x[i + 1] - ref);                                     \
+            }                                                                           \
         }                                                                               \
-        out[0] += p; out[1] += sa; out[2] += sb; out[3] += (double)n;                   \
+        for (Py_ssize_t i = m; i < n; i++) {                                            \
+            double d = (double)x[i] - ref;                                              \
+            s0 += d;                                                                    \
+            if (i + 1 < n) p0 += d * ((double)x[i + 1] - ref);                          \
+            if (rows && i + L < n) p1 += d * ((double)x[i + L] - ref);                  \
+            if (prev) {                                                                 \
+                double e = (double)prev[i] - ref;                                       \
+                e0 += e;                                                                \
+                p2 += e * d;                                                            \
+            }                                                                           \
+        }                                                                               \
+        p[0] = p0; p[1] = p1; p[2] = p2; *s = s0; *sp = e0;                             \
     }
 
+/* sum of x[i] - ref over i in [from, to) */
+#define SPAN(T)                                                                         \
+    static double span_##T(const T *x, Py_ssize_t from, Py_ssize_t to, double ref) {    \
+        double s = 0;                                                                   \
+        for (Py_ssize_t i = from; i < to; i++) s += (double)x[i] - ref;                 \
+        return s;                                                                       \
+    }
+
+/* out[3][4] += {products, sum of the first members, sum of the second, count},
+ * the sums of members derived from the whole sum minus the values left out. */
+#define PAIRS(T)                                                                        \
+    static void pairs_##T(const T *x, const T *prev, Py_ssize_t n, Py_ssize_t L,       \
+                          double ref, double *o) {                                      \
+        double p[3], s, sp;                                                             \
+        products_##T(x, prev, n, L, ref, p, &s, &sp);                                   \
+        if (n > 1) {                                                                    \
+            o[0] += p[0]; o[1] += s - ((double)x[n - 1] - ref);                         \
+            o[2] += s - ((double)x[0] - ref); o[3] += (double)(n - 1);                  \
+        }                                                                               \
+        if (L > 0 && L < n) {                                                           \
+            o[4] += p[1]; o[5] += s - span_##T(x, n - L, n, ref);                       \
+            o[6] += s - span_##T(x, 0, L, ref); o[7] += (double)(n - L);                \
+        }                                                                               \
+        if (prev) {                                                                     \
+            o[8] += p[2]; o[9] += sp; o[10] += s; o[11] += (double)n;                   \
+        }                                                                               \
+    }
+
+PRODUCTS(float)
+PRODUCTS(double)
+SPAN(float)
+SPAN(double)
 PAIRS(float)
 PAIRS(double)
 
@@ -292,17 +370,10 @@ static PyObject *pairs(PyObject *self, PyObject *args) {
     if (row_length < 1) row_length = n;
     double *o = (double *)out.buf;
     Py_BEGIN_ALLOW_THREADS
-    if (is_double) {
-        const double *p = (const double *)x.buf;
-        if (n > 1) pairs_double(p, p + 1, n - 1, ref, o);
-        if (row_length < n) pairs_double(p, p + row_length, n - row_length, ref, o + 4);
-        if (has_prev) pairs_double((const double *)prev.buf, p, n, ref, o + 8);
-    } else {
-        const float *p = (const float *)x.buf;
-        if (n > 1) pairs_float(p, p + 1, n - 1, ref, o);
-        if (row_length < n) pairs_float(p, p + row_length, n - row_length, ref, o + 4);
-        if (has_prev) pairs_float((const float *)prev.buf, p, n, ref, o + 8);
-    }
+    if (is_double)
+        pairs_double((const double *)x.buf, has_prev ? (const double *)prev.buf : NULL, n, row_length, ref, o);
+    else
+        pairs_float((const float *)x.buf, has_prev ? (const float *)prev.buf : NULL, n, row_length, ref, o);
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&out);
     if (has_prev) PyBuffer_Release(&prev);

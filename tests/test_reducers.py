@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from initcheck import _kernels
 from initcheck.frameworks.pytorch import TorchReducer
 from initcheck.laws import Normal, Uniform
 from initcheck.reducers import HostReducer, reducer_for
@@ -274,3 +275,27 @@ def test_the_jax_reducer_matches_the_host_kernel(monkeypatch):
     np.testing.assert_allclose(a.sums, b.sums, rtol=1e-9)
     np.testing.assert_allclose(a.pairs, b.pairs, rtol=1e-9)
     np.testing.assert_array_equal(a.hist, b.hist)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n, row_length", [(1, 0), (2, 1), (7, 0), (7, 3), (7, 6), (7, 7), (1000, 10), (1001, 999)])
+@pytest.mark.parametrize("with_previous", [False, True])
+def test_pairs_kernel_gives_every_sum_of_every_lag(dtype, n, row_length, with_previous):
+    """The one-pass kernel against the twelve sums written out in NumPy."""
+    rng = np.random.default_rng(n + row_length)
+    ref = 0.25
+    x = rng.normal(0.3, 1.0, n).astype(dtype)
+    previous = rng.normal(0.3, 1.0, n).astype(dtype) if with_previous else None
+    out = np.zeros((3, 4))
+    _kernels.pairs(x, previous, row_length, ref, out)
+    d = x.astype(np.float64) - ref
+    expected = np.zeros((3, 4))
+    if n > 1:
+        expected[0] = [(d[:-1] * d[1:]).sum(), d[:-1].sum(), d[1:].sum(), n - 1]
+    if 0 < row_length < n:
+        L = row_length
+        expected[1] = [(d[:-L] * d[L:]).sum(), d[:-L].sum(), d[L:].sum(), n - L]
+    if with_previous:
+        e = previous.astype(np.float64) - ref
+        expected[2] = [(e * d).sum(), e.sum(), d.sum(), n]
+    np.testing.assert_allclose(out, expected, rtol=1e-10, atol=1e-10)
