@@ -414,6 +414,7 @@ def custom(opts, target, expect, dist, gain, mode, nonlinearity, slope, std, mea
 @cli.command("suite")
 @click.argument("suite_file", metavar="SUITE.toml")
 @click.option("--samples", "-n", help="Values per row for every check, overriding the suite's.")
+@click.option("--device", help="Device for every check (cpu, cuda, cuda:N), overriding the suite's.")
 @click.option("--seed", type=int, help="Overrides the suite's seed.")
 @click.option("--alpha", type=float, help="Overrides the suite's family-wise alpha.")
 @click.option("--strict", is_flag=True, default=None, help="Treat WARN as FAIL (or set strict = true in the suite).")
@@ -423,15 +424,17 @@ def custom(opts, target, expect, dist, gain, mode, nonlinearity, slope, std, mea
 @click.option("--plot-failures", is_flag=True, help="With --plot: only rows that FAIL or WARN.")
 @click.option("--quiet", "-q", is_flag=True, help="Print the table only when something failed.")
 @click.option("--progress/--no-progress", default=True, help="Progress bar on stderr for long runs.")
-def suite_command(suite_file, samples, seed, alpha, strict, json_path, junit_path, plot_dir, plot_failures, quiet,
-                  progress):
+def suite_command(suite_file, samples, device, seed, alpha, strict, json_path, junit_path, plot_dir, plot_failures,
+                  quiet, progress):
     """Run every check of a TOML suite file as one command (one table, one Holm
     family, one report).  See configs/*.toml and the README for the format."""
     from initcheck.suite import load_suite
 
-    suite = load_suite(suite_file, parse_samples(samples) if samples else None)
+    if device is not None:
+        parse_device(device)  # a malformed name is one line, before the suite is read
+    suite = load_suite(suite_file, parse_samples(samples) if samples else None, device)
     opts = Options(
-        framework=None, device="per row", dtype="per row", shapes=(), layout="torch", fan_in=None, fan_out=None,
+        framework=None, device=device or "per row", dtype="per row", shapes=(), layout="torch", fan_in=None, fan_out=None,
         samples=None, detect=None, seed=suite.seed if seed is None else seed,
         alpha=suite.alpha if alpha is None else alpha, json_path=json_path, junit_path=junit_path,
         plot_dir=plot_dir, plot_failures=plot_failures, quiet=quiet, progress=progress, reference="documented",

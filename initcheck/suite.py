@@ -94,9 +94,10 @@ class Suite:
     frameworks: list = field(default_factory=list)
 
 
-def load_suite(path: str | Path, samples_override: int | None = None) -> Suite:
+def load_suite(path: str | Path, samples_override: int | None = None, device_override: str | None = None) -> Suite:
     """Read, validate and expand a suite file into rows (frameworks are loaded,
-    devices checked and custom functions imported here, before anything runs)."""
+    devices checked and custom functions imported here, before anything runs).
+    ``samples_override`` and ``device_override`` replace every check's own."""
     path = Path(path)
     try:
         with open(path, "rb") as handle:
@@ -138,6 +139,8 @@ def load_suite(path: str | Path, samples_override: int | None = None) -> Suite:
         where = f"{path}: check {index}" + (f" ({check['name']})" if isinstance(check.get("name"), str) else "")
         merged = {**{k: v for k, v in run_defaults.items() if k in _keys_of(check.get("scheme"))}, **check}
         try:
+            if device_override is not None:
+                merged["device"] = device_override
             rows, frameworks = _expand(merged, where, path.parent, samples_override)
         except InputError as error:
             message = str(error)

@@ -241,3 +241,19 @@ def test_a_report_path_that_cannot_be_written_is_an_input_error(capsys, tmp_path
                              option, str(tmp_path / "missing" / "report"), *SMALL)
     assert code == 2 and "does not exist" in err and "Traceback" not in err
     assert out == ""  # refused before any sampling
+
+
+def test_device_on_the_command_line_overrides_the_suite(tmp_path, capsys):
+    path = write(tmp_path, """
+        [[check]]
+        scheme = "xavier"
+        fans = [784, 256]
+        frameworks = "reference"
+        device = "cuda"
+    """)
+    suite = load_suite(path, device_override="cpu")
+    assert {r.plan.device for r in suite.rows} == {"cpu"}
+    code, _, err = run_cli(capsys, "suite", str(path), "--device", "tpu", *SMALL)
+    assert code == 2 and "unknown device 'tpu'" in err
+    code, out, err = run_cli(capsys, "suite", str(path), "--device", "cpu", *SMALL)
+    assert code == 0, out + err
