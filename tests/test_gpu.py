@@ -76,12 +76,17 @@ def test_cuda_bit_pattern_counts_match_the_host(dtype):
     np.testing.assert_allclose(a.pairs, b.pairs, rtol=1e-12)
 
 
-def test_jax_gpu_arrays_are_reduced_by_xla_on_the_gpu():
+def jax_and_its_gpu():
+    """(jax, its first GPU), or skip."""
     jax = pytest.importorskip("jax")
     try:
-        gpu = jax.devices("gpu")[0]
+        return jax, jax.devices("gpu")[0]
     except RuntimeError:
         pytest.skip("JAX sees no GPU")
+
+
+def test_jax_gpu_arrays_are_reduced_by_xla_on_the_gpu():
+    jax, gpu = jax_and_its_gpu()
     from initcheck.frameworks.jax_nn import JaxReducer
 
     arrays = draws(np.float32)
@@ -98,11 +103,7 @@ def test_jax_gpu_arrays_are_reduced_by_xla_on_the_gpu():
 
 def test_tensorflow_style_dlpack_arrays_reach_the_torch_reducer():
     """JAX GPU arrays handed to the torch reducer (the path TensorFlow GPU draws take)."""
-    jax = pytest.importorskip("jax")
-    try:
-        gpu = jax.devices("gpu")[0]
-    except RuntimeError:
-        pytest.skip("JAX sees no GPU")
+    jax, gpu = jax_and_its_gpu()
     arrays = draws(np.float32)
     host, device = HostReducer(LAW, GRID), TorchReducer(LAW, "cuda:0", GRID)
     for x in arrays:
