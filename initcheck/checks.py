@@ -328,9 +328,9 @@ def evaluate(law: Law, summary: Summary, dtype: np.dtype) -> list[CheckResult]:
         checks.append(CheckResult("count", float(summary.count), "fewer than 2 finite values", passed=False))
         return checks
     if summary.patterns is not None:  # 16-bit: exact, against the rounded law
-        from initcheck.lowp import RoundedLaw
+        from initcheck.lowp import as_rounded
 
-        rounded = law if isinstance(law, RoundedLaw) else RoundedLaw(law, summary.dtype16)
+        rounded = as_rounded(law, summary.dtype16)
         checks += [
             check_mean(rounded, summary),
             check_variance(rounded, summary),

@@ -37,10 +37,6 @@ from initcheck.rows import DEFAULT_SAMPLES, MIN_SAMPLES, parse_samples
 from initcheck.runner import Row, run
 from initcheck.schemes import DISTRIBUTIONS, MODES, NONLINEARITIES, InitSpec
 
-#: Layer of the explicit-law commands when the user gives none.
-DEFAULT_SHAPE = requests.DEFAULT_SHAPE
-
-
 def parse_list(text: str, allowed: tuple[str, ...], option: str) -> list[str]:
     items = [item.strip() for item in text.split(",") if item.strip()]
     for item in items:
@@ -111,7 +107,7 @@ class Options:
         if not layers:
             if required:
                 raise InputError("the fans are needed: give --fan-in and --fan-out, or --shape")
-            layers.append(Layer.from_shape(DEFAULT_SHAPE))
+            layers.append(Layer.from_shape(requests.DEFAULT_SHAPE))
         return layers
 
 

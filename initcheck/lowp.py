@@ -92,6 +92,11 @@ class RoundedLaw(Law):
         return f"{self.law.describe()} rounded to {self.dtype}"
 
 
+def as_rounded(law: Law, dtype: str) -> RoundedLaw:
+    """``law`` rounded to the dtype, unless it already is a rounded (discrete) law."""
+    return law if isinstance(law, RoundedLaw) else RoundedLaw(law, dtype)
+
+
 def round_to(dtype: str, x) -> np.ndarray:
     """``x`` rounded to the nearest value of a 16-bit dtype, as float64."""
     return np.asarray(x, dtype=np.float64).astype(numpy_dtype(dtype)).astype(np.float64)

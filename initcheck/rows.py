@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 
-from initcheck import frameworks as registry
 from initcheck.errors import InputError
 from initcheck.frameworks.base import Plan
 from initcheck.layers import Layer, format_shape
@@ -122,8 +121,3 @@ def custom_rows(target: str, spec: InitSpec, shapes: list[tuple[int, ...]], laye
         if with_reference:
             rows.append(Row(f"expect {spec.describe()}", label, law_plan("reference", law, shape, dtype)))
     return rows
-
-
-def resolve_frameworks(names: str | None) -> list:
-    """The adapters for a comma list of names (None: every installed one)."""
-    return registry.resolve(names)

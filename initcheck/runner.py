@@ -338,9 +338,9 @@ def _explains(result: RowResult, law: Law, summary: Summary) -> bool:
 def _rebalance_explains(result: RowResult, law: Law) -> str | None:
     """The cause, when splitting the bound atoms' pooled count as ``law`` does
     makes every check pass and the pooled count agrees with ``law``."""
-    from initcheck.lowp import RoundedLaw, rebalanced
+    from initcheck.lowp import as_rounded, rebalanced
 
-    rounded = law if isinstance(law, RoundedLaw) else RoundedLaw(law, result.summary.dtype16)
+    rounded = as_rounded(law, result.summary.dtype16)
     found = rebalanced(result.summary, rounded)
     if found is None:
         return None

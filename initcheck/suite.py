@@ -37,6 +37,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from initcheck import frameworks as registry
 from initcheck import rows as requests
 from initcheck.errors import InputError
 from initcheck.frameworks.base import DTYPES, parse_device
@@ -68,6 +69,8 @@ SCHEME_KEYS = {
 }
 #: Keys of [defaults] that set the run rather than a check.
 RUN_KEYS = ("seed", "alpha", "strict")
+#: Every key [defaults] may hold.
+DEFAULTS_KEYS = frozenset(COMMON_KEYS) | frozenset(RUN_KEYS) | {k for keys in SCHEME_KEYS.values() for k in keys}
 
 _NUMBER = (int, float)
 #: The type each key's value (or each element of a list value) must have.
@@ -124,8 +127,7 @@ def load_suite(path: str | Path, samples_override: int | None = None, device_ove
     for key, value in defaults.items():
         if key in ("name", "scheme", "function"):
             raise InputError(f"{where}: key {key!r} belongs to a check, not to the defaults")
-        allowed = set(COMMON_KEYS) | set(RUN_KEYS) | {k for keys in SCHEME_KEYS.values() for k in keys}
-        if key not in allowed:
+        if key not in DEFAULTS_KEYS:
             raise InputError(f"{where}: unknown key {key!r}")
         _check_type(where, key, value)
     suite = Suite(path, seed=defaults.get("seed", 0), alpha=float(defaults.get("alpha", 1e-6)),
@@ -235,9 +237,9 @@ def _expand(check: dict, where: str, base: Path, samples_override: int | None) -
     names = check.get("frameworks")
     if scheme == "custom":  # the user's function, and the reference control unless left out
         names = "reference" if names is None or "reference" in _listed(names) else None
-        frameworks = requests.resolve_frameworks(names) if names else []
+        frameworks = registry.resolve(names) if names else []
     else:
-        frameworks = requests.resolve_frameworks(",".join(_listed(names)) if names is not None else None)
+        frameworks = registry.resolve(",".join(_listed(names)) if names is not None else None)
     shapes, layers = _layers(check, where)
     if not layers and scheme in FAN_SCHEMES:
         raise InputError(f"{where}: the fans are needed: give 'fans' or 'shapes'")
