@@ -33,6 +33,7 @@ typedef struct {
     const double *cum, *slope; /* cum[segments + 1], slope[segments] */
     Py_ssize_t segments;
     int64_t cells;
+    double step; /* cum[j] = j * step for every j, step a power of two; else 0 */
 } grid;
 
 typedef struct {
@@ -41,18 +42,27 @@ typedef struct {
     int64_t finite, nan, posinf, neginf;
 } accum;
 
-/* Power sums: a plain loop that the compiler vectorizes (reassociation is
- * allowed for this file), with an AVX2 clone picked at run time where the CPU
- * has it.  NaN or Inf poisons the sums; the caller then takes the careful path. */
+/* Power sums and extremes: a plain loop that the compiler vectorizes
+ * (reassociation is allowed for this file; the extremes are reductions in the
+ * sample's own dtype, which is exact), with AVX2 and AVX-512 clones picked at
+ * run time where the CPU has them.  NaN or Inf poisons the sums; the caller
+ * then takes the careful path, which recomputes everything. */
 #define MOMENTS(T)                                                                      \
-    __attribute__((target_clones("avx2", "default")))                                  \
+    __attribute__((target_clones("avx512f", "avx2", "default")))                       \
     static void moments_##T(const T *restrict p, Py_ssize_t n, double ref, accum *a) {  \
         double s1 = 0, s2 = 0, s3 = 0, s4 = 0;                                          \
+        T low = (T)INFINITY, high = (T)-INFINITY;                                       \
+        _Pragma("omp simd reduction(+:s1,s2,s3,s4) reduction(min:low) reduction(max:high)") \
         for (Py_ssize_t i = 0; i < n; i++) {                                            \
-            double d = (double)p[i] - ref, d2 = d * d;                                  \
+            T v = p[i];                                                                 \
+            double d = (double)v - ref, d2 = d * d;                                     \
             s1 += d; s2 += d2; s3 += d2 * d; s4 += d2 * d2;                             \
+            low = v < low ? v : low;                                                    \
+            high = v > high ? v : high;                                                 \
         }                                                                               \
         a->s[0] += s1; a->s[1] += s2; a->s[2] += s3; a->s[3] += s4;                     \
+        a->low = low < a->low ? (double)low : a->low;                                   \
+        a->high = high > a->high ? (double)high : a->high;                              \
         a->finite += n;                                                                 \
     }
 
@@ -76,26 +86,42 @@ typedef struct {
         }                                                                               \
     }
 
-/* Histogram cells and extremes; skip_nonfinite is set only on the careful path,
- * where non-finite values get cell -1 and are not counted. */
+/* The same cells on a linear grid, cum[j] = j * step with step a power of two
+ * (a uniform law): there cum[j] + (t - j) * step = t * step exactly, and
+ * t * step = (x - lo) * (scale * step) exactly, so no table is read and every
+ * index is the one cells_##T gives.  Clamping t * step to [-1, cells] and
+ * taking floor + 1 yields 0 below lo and cells + 1 at or above hi. */
+#define LINEAR_CELLS(T)                                                                 \
+    __attribute__((target_clones("avx512f", "avx2", "default")))                       \
+    static void linear_cells_##T(const T *restrict p, Py_ssize_t n, const grid *g,      \
+                                 int32_t *restrict out) {                               \
+        const double lo = g->lo, scale = g->scale * g->step, top = (double)g->cells;    \
+        for (Py_ssize_t i = 0; i < n; i++) {                                            \
+            double u = ((double)p[i] - lo) * scale;                                     \
+            u = u > -1.0 ? u : -1.0;                                                    \
+            u = u < top ? u : top;                                                      \
+            out[i] = (int32_t)floor(u) + 1;                                             \
+        }                                                                               \
+    }
+
+/* Histogram cells; skip_nonfinite is set only on the careful path, where
+ * non-finite values are not counted. */
 #define HISTOGRAM(T)                                                                    \
     static void histogram_##T(const T *restrict p, Py_ssize_t n, const grid *g,         \
-                              int32_t *restrict h, int skip_nonfinite, accum *a) {      \
+                              int32_t *restrict h, int skip_nonfinite) {                \
         int32_t index[BLOCK];                                                           \
-        double low = a->low, high = a->high;                                            \
         for (Py_ssize_t start = 0; start < n; start += BLOCK) {                         \
             Py_ssize_t m = n - start < BLOCK ? n - start : BLOCK;                       \
             const T *q = p + start;                                                     \
-            cells_##T(q, m, g, index);                                                  \
-            for (Py_ssize_t i = 0; i < m; i++) {                                        \
-                double v = (double)q[i];                                                \
-                if (skip_nonfinite && !isfinite(v)) continue;                           \
-                low = v < low ? v : low;                                                \
-                high = v > high ? v : high;                                             \
-                h[index[i]]++;                                                          \
+            if (g->step > 0) linear_cells_##T(q, m, g, index);                          \
+            else cells_##T(q, m, g, index);                                             \
+            if (skip_nonfinite) {                                                       \
+                for (Py_ssize_t i = 0; i < m; i++)                                      \
+                    if (isfinite((double)q[i])) h[index[i]]++;                          \
+            } else {                                                                    \
+                for (Py_ssize_t i = 0; i < m; i++) h[index[i]]++;                       \
             }                                                                           \
         }                                                                               \
-        a->low = low; a->high = high;                                                   \
     }
 
 /* The careful path for a draw holding NaN or Inf: count them, sum the rest. */
@@ -111,6 +137,8 @@ typedef struct {
             }                                                                           \
             double d = v - ref, d2 = d * d;                                             \
             a->s[0] += d; a->s[1] += d2; a->s[2] += d2 * d; a->s[3] += d2 * d2;         \
+            a->low = v < a->low ? v : a->low;                                           \
+            a->high = v > a->high ? v : a->high;                                        \
             a->finite++;                                                                \
         }                                                                               \
     }
@@ -119,6 +147,8 @@ MOMENTS(float)
 MOMENTS(double)
 CELLS(float)
 CELLS(double)
+LINEAR_CELLS(float)
+LINEAR_CELLS(double)
 HISTOGRAM(float)
 HISTOGRAM(double)
 CAREFUL(float)
@@ -134,8 +164,18 @@ CAREFUL(double)
             a = first;                                                                  \
             careful_##T(p, n, ref, &a);                                                 \
         }                                                                               \
-        histogram_##T(p, n, &g, h, poisoned, &a);                                       \
+        histogram_##T(p, n, &g, h, poisoned);                                       \
     } while (0)
+
+/* step when cum[j] == j * step for every j and step is a power of two, else 0 */
+static double linear_step(const double *cum, Py_ssize_t segments) {
+    double step = cum[segments] / (double)segments;
+    int exponent;
+    if (!(step > 0) || frexp(step, &exponent) != 0.5) return 0;
+    for (Py_ssize_t j = 0; j <= segments; j++)
+        if (cum[j] != (double)j * step) return 0;
+    return step;
+}
 
 static int get_buffer(PyObject *obj, Py_buffer *view, int writable, const char *name) {
     int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
@@ -180,7 +220,7 @@ static PyObject *fold(PyObject *self, PyObject *args) {
         check_format(&c, "q", 4, "counts") < 0)
         goto fail_all;
     grid g = {lo, scale, (const double *)cb.buf, (const double *)sb.buf, segments,
-              (int64_t)((const double *)cb.buf)[segments]};
+              (int64_t)((const double *)cb.buf)[segments], linear_step(cb.buf, segments)};
     if (check_format(&hv, "i", g.cells + 2, "hist") < 0) goto fail_all;
     const char *xf = x.format ? x.format : "B";
     if (xf[0] == '<' || xf[0] == '=' || xf[0] == '@') xf++;

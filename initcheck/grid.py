@@ -10,6 +10,10 @@ interval ``[lo, hi]`` (renormalized so u(lo) = 0 and u(hi) = 1):
     cell = floor(cells * u) + 1          for lo <= x < hi
     cell = 0 below lo,  cells + 1 at or above hi
 
+For a uniform law u is linear: ``cum[j] = j * cells / segments`` exactly,
+and with ``cells / segments`` a power of two the kernel computes the same
+cells as ``floor((x - lo) * cells / (hi - lo)) + 1``, with no table look-up.
+
 u is monotone, so each cell is an interval of x whose edges :meth:`Grid.edges`
 gives exactly; the checks evaluate the law's true CDF there.  With 1024
 segments F is nearly linear inside each one, so every cell holds about 1/cells
@@ -31,6 +35,10 @@ import numpy as np
 HIST_CELLS = 2**16
 #: Linear pieces of the approximate probability transform.
 SEGMENTS = 1024
+#: A CDF within this fraction of a straight line at every grid point is taken
+#: as linear (a uniform law, up to rounding): its ``cum`` is then exactly
+#: ``j * cells / segments``, which the kernel reads without any table.
+LINEAR_TOLERANCE = 1e-12
 
 
 @dataclass(frozen=True, eq=False)
@@ -49,6 +57,9 @@ class Grid:
         u = (cdf - cdf[0]) / span if span > 0 else np.linspace(0.0, 1.0, segments + 1)
         cum = np.maximum.accumulate(u * cells)
         cum[0], cum[-1] = 0.0, float(cells)
+        linear = np.arange(segments + 1) * (cells / segments)
+        if np.allclose(cum, linear, rtol=0.0, atol=LINEAR_TOLERANCE * cells):
+            cum = linear  # a uniform law: exactly linear, and the kernel's fast path
         return cls(float(lo), float(hi), int(cells), cum)
 
     @property

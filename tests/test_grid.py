@@ -38,16 +38,30 @@ def test_edges_bracket_their_cells(law):
     assert grid.cell_of(grid.hi) == grid.cells + 1
 
 
+@pytest.mark.parametrize("law", [Normal(0.0, 1.0), Uniform(-0.3, 0.7)], ids=lambda law: law.family)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_kernel_uses_the_grid_rule(dtype):
-    law = Normal(0.0, 1.0)
+def test_kernel_uses_the_grid_rule(law, dtype):
+    """The kernel's cells are grid.cell_of's, on a uniform law's linear grid (the
+    kernel's table-free path) as on any other, edges and their neighbours included."""
     grid = Grid.for_law(law, cells=2048, segments=128)
-    x = np.random.default_rng(5).normal(0.0, 1.5, 100_000).astype(dtype)
-    x[:3] = [grid.lo, grid.hi, -100.0]
+    rng = np.random.default_rng(5)
+    edges = grid.edges()
+    near = np.concatenate([edges, np.nextafter(edges, -np.inf), np.nextafter(edges, np.inf)])
+    x = np.concatenate([rng.normal(law.mean, 1.5 * law.std, 100_000), near, [grid.lo, grid.hi, -100.0, 100.0]])
+    x = x.astype(dtype)
     reducer = HostReducer(law, grid)
     reducer.fold(x)
     expected = np.bincount(grid.cell_of(x), minlength=grid.cells + 2)
     np.testing.assert_array_equal(reducer.summary().hist, expected)
+
+
+def test_only_a_uniform_law_gets_an_exactly_linear_grid():
+    """cum = j * cells / segments exactly for a uniform law (what the kernel tests
+    before taking its table-free path), and not for a normal one."""
+    linear = np.arange(1025) * 64.0
+    assert np.array_equal(Grid.for_law(Uniform(-0.0759, 0.0759)).cum, linear)
+    assert np.array_equal(Grid.for_law(Uniform(2.0, 1e6)).cum, linear)
+    assert not np.array_equal(Grid.for_law(Normal(0.0, 1.0)).cum, linear)
 
 
 def test_degenerate_law_gets_a_usable_grid():

@@ -77,6 +77,24 @@ def test_torch_reducer_matches_host(dtype):
     assert_matches(a, exact_statistics(arrays, LAW, GRID))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_torch_reducer_matches_host_on_a_linear_grid(dtype):
+    """A uniform law's grid is where the C kernel reads no table; the torch rule
+    (and the JAX one, which is the same formula) must still give its cells."""
+    law = Uniform(-0.0759, 0.0759)
+    grid = Grid.for_law(law)
+    rng = np.random.default_rng(11)
+    edges = grid.edges()
+    x = np.concatenate([rng.uniform(-0.08, 0.08, 200_000), edges, np.nextafter(edges, -1.0)]).astype(dtype)
+    host, device = HostReducer(law, grid), TorchReducer(law, "cpu", grid)
+    host.fold(x)
+    device.fold(torch.from_numpy(x))
+    a, b = host.summary(), device.summary()
+    np.testing.assert_array_equal(a.hist, b.hist)
+    np.testing.assert_array_equal(a.hist, np.bincount(grid.cell_of(x), minlength=grid.cells + 2))
+    assert (a.minimum, a.maximum) == (b.minimum, b.maximum)
+
+
 def test_nonfinite_values_are_counted_and_left_out():
     x = np.array([1.0, np.nan, np.inf, -np.inf, -np.inf, 2.0], dtype=np.float32)
     reducer = HostReducer(LAW, GRID)
