@@ -61,8 +61,9 @@ both sides (imports excluded):
   sync at the end); JAX, ``jax.nn.initializers.glorot_normal()`` /
   ``glorot_uniform()`` jitted once, key included, with ``jax_enable_x64`` on
   (as the adapter sets it), called with the seed ``s`` per draw, each result
-  ``block_until_ready()``.  One untimed first draw comes before the clock
-  starts (for JAX it is the jit compile; its time is shown apart).
+  ``block_until_ready()``.  All the draws are timed, the first one
+  included, as initcheck's row times its own first draw: for JAX the first
+  call is the jit compile, on both sides (its time is also shown apart).
 * initcheck row: ``initcheck xavier --dist D --fan-in 784 --fan-out 256 -f F
   -n 1e8 -q --no-progress --json PATH``, the row's ``"seconds"``: its draws and
   folds, first draw (and JAX's compile) included.
@@ -251,17 +252,17 @@ t_imported = time.perf_counter()
 size = math.prod(shape)
 draws = math.ceil(cfg["n"] / size)
 t0 = time.perf_counter()
-x = draw(draws)  # untimed first draw: for JAX, the jit compile
+x = draw(0)  # the first draw, timed apart too: for JAX, the jit compile
 finish(x)
 done(x)
 t1 = time.perf_counter()
-for index in range(draws):
+for index in range(1, draws):
     x = draw(index)
     finish(x)
 done(x)
 t2 = time.perf_counter()
 out = {"framework": framework, "version": version, "draws": draws, "samples": draws * size,
-       "import_s": t_imported - t_start, "first_draw_s": t1 - t0, "draw_s": t2 - t1}
+       "import_s": t_imported - t_start, "first_draw_s": t1 - t0, "draw_s": t2 - t0}
 print(__MARKER__ + json.dumps(out), flush=True)
 """.replace("__MARKER__", repr(MARKER))
 
@@ -550,7 +551,7 @@ def render_frameworks(cases: list[FrameworkCase], repeats: int, device: str) -> 
         ))
     out += table(header, sub, rows, left=4)
     runs = "1 run each" if repeats == 1 else f"median of {repeats} runs each"
-    out.append(f"({runs}; framework sampling = the adapter's exact draw calls after one untimed first draw, "
+    out.append(f"({runs}; framework sampling = the adapter's exact draw calls, the first one included and also "
                f"shown in brackets\n (for jax: the jit compile); initcheck row = its draws + folds, first draw "
                f"and compile included;\n verified = the row's values / its seconds; peak RSS = the initcheck process's)")
     versions = sorted({c.sampler[0].report["version"] for c in cases})
