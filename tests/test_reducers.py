@@ -295,6 +295,44 @@ def test_the_jax_reducer_matches_the_host_kernel(monkeypatch):
     np.testing.assert_array_equal(a.hist, b.hist)
 
 
+def test_the_jax_reducer_compiles_once_per_draw_shape(monkeypatch):
+    """Rows of different laws share the compiled fold, and a row's last, shorter
+    batch is padded into it: one trace for two rows and four batches."""
+    import jax.numpy as jnp
+
+    from initcheck.frameworks import jax_nn
+
+    traces = []
+    original = jax_nn._fold_function
+
+    def counted(*args):
+        fold = original(*args)
+
+        def traced(*inner):
+            traces.append(args)
+            return fold(*inner)
+
+        return traced
+
+    monkeypatch.setattr(jax_nn, "_folds", {})
+    monkeypatch.setattr(jax_nn, "_fold_function", counted)
+    monkeypatch.setattr(jax_nn.JaxReducer, "batch_values", 30_000)  # three 73 x 137 draws a batch
+    uniform = Uniform(-3.0, 4.0)
+    for law, grid in ((LAW, GRID), (uniform, Grid.for_law(uniform, cells=1024, segments=64))):
+        arrays = [x.reshape(73, 137) for x in draws(np.float32, count=5, size=73 * 137)]  # batches of 3 and 2
+        arrays[4][0, 3] = np.nan  # in the padded batch
+        host, device = HostReducer(law, grid), jax_nn.JaxReducer(law, grid)
+        for x in arrays:
+            host.fold(x)
+            device.fold(jnp.asarray(x))
+        a, b = host.summary(), device.summary()
+        assert (a.count, a.nan, a.minimum, a.maximum) == (b.count, b.nan, b.minimum, b.maximum)
+        np.testing.assert_allclose(a.sums, b.sums, rtol=1e-9)
+        np.testing.assert_allclose(a.pairs, b.pairs, rtol=1e-9)
+        np.testing.assert_array_equal(a.hist, b.hist)
+    assert len(traces) == 1
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n, row_length", [(1, 0), (2, 1), (7, 0), (7, 3), (7, 6), (7, 7), (1000, 10), (1001, 999)])
 @pytest.mark.parametrize("with_previous", [False, True])
