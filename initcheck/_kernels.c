@@ -67,7 +67,8 @@ typedef struct {
     }
 
 /* Cell indices of a block, in a loop the compiler vectorizes (gathers from the
- * small cum/slope tables), with an AVX2 clone picked at run time. */
+ * small cum/slope tables), with an AVX2 clone picked at run time (an AVX-512
+ * one was no faster: the gathers set the pace). */
 #define BLOCK 2048
 #define CELLS(T)                                                                        \
     __attribute__((target_clones("avx2", "default")))                                  \
@@ -283,10 +284,10 @@ fail_x:
  *   p[1] = sum_{i < n-L} d_i d_{i+L}      (neighbouring rows, when 0 < L < n)
  *   p[2] = sum_{i < n}   e_i d_i          (consecutive draws, when prev is given)
  * with d = x - ref, e = prev - ref; also s = sum d and sp = sum e.  The common
- * range runs without branches (the compiler vectorizes it); the last few values
- * are a scalar tail. */
+ * range runs without branches (the compiler vectorizes it, with AVX2 and
+ * AVX-512 clones picked at run time); the last few values are a scalar tail. */
 #define PRODUCTS(T)                                                                     \
-    __attribute__((target_clones("avx2", "default")))                                  \
+    __attribute__((target_clones("avx512f", "avx2", "default")))                       \
     static void products_##T(const T *restrict x, const T *restrict prev, Py_ssize_t n, \
                              Py_ssize_t L, double ref, double *restrict p, double *s,   \
                              double *sp) {                                              \
