@@ -73,9 +73,9 @@ Target on CPU: initcheck row <= 1.5x the framework's sampling.  On a GPU
 (``--device cuda``) the target is a rate: >= 1e9 values verified per second
 after warm-up, read from two sizes as (extra values) / (extra row time), so
 that start-up, jit compiles and CUDA warm-up cancel; the end-to-end rate is
-printed beside it.  At 10^8 each of these
-runs once by default (--repeats changes that), to keep ``make bench`` within
-about 6 minutes on 2 cores; --quick skips the section.
+printed beside it.  Each pair of runs is repeated 3 times up to 10^8 and
+once beyond (the median is shown; --repeats changes that), which keeps
+``make bench`` within about 7 minutes on 2 cores; --quick runs N = 10^7 only.
 
     .venv/bin/python benchmarks/bench.py            # full run, a few minutes on 2 cores
     .venv/bin/python benchmarks/bench.py --quick    # N = 10^7 only, no per-framework section
@@ -119,7 +119,7 @@ MARKER = "BENCH-RESULT "
 FRAMEWORK_SIZES = (10**7, 10**8, 10**9)
 FRAMEWORK_N = 10**8  # the ratio target applies from here up
 FRAMEWORKS = ("torch", "keras", "jax")
-FRAMEWORK_REPEATS = 1  # one run each keeps `make bench` within ~12 minutes on 2 cores
+FRAMEWORK_REPEATS = {10**7: 3, 10**8: 3}  # and 1 beyond: keeps `make bench` within ~7 minutes on 2 cores
 TARGET_VS_FRAMEWORK = 1.5  # initcheck row seconds <= 1.5 x the framework's own sampling, in-process
 TARGET_GPU_RATE = 1e9  # values verified per second, end to end after warm-up, on a GPU
 
@@ -437,12 +437,14 @@ class FrameworkCase:
         return statistics.median(r.peak_rss_mib for r in self.initcheck)
 
 
-def measure_frameworks(sizes, frameworks, repeats: int, device: str, scratch: Path) -> list[FrameworkCase]:
-    """Each framework's sampler and initcheck's row, ``repeats`` times each, interleaved."""
+def measure_frameworks(sizes, frameworks, repeats: dict[int, int], device: str, scratch: Path) -> list[FrameworkCase]:
+    """Each framework's sampler and initcheck's row, ``repeats[n]`` times each, interleaved."""
     cases = [FrameworkCase(f, dist, n, [], []) for n in sizes for dist in DISTS for f in frameworks]
-    for attempt in range(repeats):
+    for attempt in range(max(repeats.values())):
         for case in cases:
             n = case.n
+            if attempt >= repeats[n]:
+                continue
             helper = framework_helper_argv(case.framework, case.dist, n, device)
             command = initcheck_argv(case.dist, n, device, scratch / "framework.json", case.framework)
             for label, runs, runner, argv in (("sampling", case.sampler, run_process, helper),
@@ -450,7 +452,7 @@ def measure_frameworks(sizes, frameworks, repeats: int, device: str, scratch: Pa
                 run = runner(argv)
                 runs.append(run)
                 inner = run.report.get("draw_s", run.report.get("row_s"))
-                print(f"  N={fmt_n(n)} {case.framework:<5} {case.dist:<7} {label:<9} run {attempt + 1}/{repeats}: "
+                print(f"  N={fmt_n(n)} {case.framework:<5} {case.dist:<7} {label:<9} run {attempt + 1}/{repeats[n]}: "
                       f"{run.wall_s:6.2f} s process, {inner:6.2f} s in-process", file=sys.stderr, flush=True)
     return cases
 
@@ -537,7 +539,7 @@ def render(cases: list[Case], repeats: dict[int, dict[str, int]]) -> list[str]:
     return out
 
 
-def render_frameworks(cases: list[FrameworkCase], repeats: int, device: str) -> list[str]:
+def render_frameworks(cases: list[FrameworkCase], repeats: dict[int, int], device: str) -> list[str]:
     title = f"Per-framework row time on {device} (in-process, imports excluded)"
     out = [title, "-" * len(title)]
     header = ("framework", "dist", "N", "initcheck's API (from --json)", "draws", "framework sampling",
@@ -556,7 +558,7 @@ def render_frameworks(cases: list[FrameworkCase], repeats: int, device: str) -> 
             f"{c.rss():.0f}",
         ))
     out += table(header, sub, rows, left=4)
-    runs = "1 run each" if repeats == 1 else f"median of {repeats} runs each"
+    runs = "runs each: " + ", ".join(f"{repeats[n]} at N={fmt_n(n)}" for n in sorted(repeats)) + " (the median)"
     out.append(f"({runs}; framework sampling = the adapter's exact draw calls, the first one included and also "
                f"shown in brackets\n (for jax: the jit compile); initcheck row = its draws + folds, first draw "
                f"and compile included;\n verified = the row's values / its seconds; peak RSS = the initcheck process's)")
@@ -662,8 +664,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="Device, passed to every process (default cpu; "
                         "cuda / cuda:N means torch cuda:N, Keras /GPU:N, JAX gpu N).")
     parser.add_argument("--repeats", type=int, help="Runs of every kind at every N (default: 3, "
-                        "but 1 for the SciPy pipeline at 10^8 and 1 in the per-framework section); "
-                        "the median is reported.")
+                        "but 1 for the SciPy pipeline at 10^8 and 1 beyond 10^8 in the per-framework "
+                        "section); the median is reported.")
     parser.add_argument("--sections", default="process,frameworks",
                         help="Comma list of sections to run: process, frameworks (default both).")
     parser.add_argument("--frameworks", help="Comma list for the per-framework section (default: every "
@@ -679,7 +681,7 @@ def main() -> None:
 
     sizes = SIZES_QUICK if args.quick else SIZES_FULL
     repeats = {n: {kind: args.repeats or DEFAULT_REPEATS[n][kind] for kind in KINDS} for n in sizes}
-    framework_repeats = args.repeats or FRAMEWORK_REPEATS
+    framework_repeats = {n: args.repeats or FRAMEWORK_REPEATS.get(n, 1) for n in framework_sizes}
     started = time.perf_counter()
 
     with tempfile.TemporaryDirectory(prefix="initcheck-bench-") as scratch_dir:
