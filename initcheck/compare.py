@@ -396,8 +396,8 @@ def ks_shift(old: Summary, new: Summary) -> ShiftTest | NotCompared:
     if old.hist is None or new.hist is None or old.grid is None or new.grid is None:
         return NotCompared("ks", "a report holds no histogram for this row")
     if not old.grid.same(new.grid):
-        return NotCompared("ks", "the histogram grids differ (the law changed): the two CDFs are not known "
-                                 "at common points")
+        return NotCompared("ks", "the histogram grids differ (the law changed, or initcheck versions "
+                                 "with other grids wrote the reports): the two CDFs are not known at common points")
     f_old = old.counts_below_edges() / old.count
     f_new = new.counts_below_edges() / new.count
     gaps = np.abs(f_new - f_old)
