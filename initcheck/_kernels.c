@@ -165,7 +165,7 @@ CAREFUL(double)
             a = first;                                                                  \
             careful_##T(p, n, ref, &a);                                                 \
         }                                                                               \
-        histogram_##T(p, n, &g, h, poisoned);                                       \
+        histogram_##T(p, n, &g, h, poisoned);                                           \
     } while (0)
 
 /* step when cum[j] == j * step for every j and step is a power of two, else 0 */

@@ -215,8 +215,7 @@ class JaxReducer:
             self._state = self._fresh_state(n, batch)
         if self._grid_arrays is None:
             self._grid_arrays = self._arguments(batch)
-        fold = _batch_fold(capacity, n, lag_of_rows(first.shape), self._summary.grid.segments,
-                           self._summary.grid.cells)
+        fold = _batch_fold(n, lag_of_rows(first.shape), self._summary.grid.segments, self._summary.grid.cells)
         self._state = fold(self._state, batch, jnp.int32(len(draws)), *self._grid_arrays)
 
     def _arguments(self, like) -> tuple:
@@ -267,12 +266,12 @@ class JaxReducer:
 _folds: dict = {}
 
 
-def _batch_fold(draws: int, n: int, row_length: int, segments: int, cells: int):
-    """The jitted fold of a (draws, n) batch whose first ``valid`` rows are
-    draws (the rest padding) into the state; one per shape, shared by every
-    row and law (see HostReducer for the quantities; the cell rule is the
-    grid's, in float64)."""
-    key = (draws, n, row_length, segments, cells)
+def _batch_fold(n: int, row_length: int, segments: int, cells: int):
+    """The jitted fold of a (K, n) batch whose first ``valid`` rows are draws
+    (the rest padding) into the state; one per draw shape, shared by every row
+    and law, compiled once per K and dtype (see HostReducer for the
+    quantities; the cell rule is the grid's, in float64)."""
+    key = (n, row_length, segments, cells)
     if key not in _folds:
         _folds[key] = jax.jit(_fold_function(n, row_length, segments, cells))
     return _folds[key]
