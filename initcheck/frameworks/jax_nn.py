@@ -209,14 +209,14 @@ class JaxReducer:
         capacity = self._draws_per_batch(first.size)
         batch = jnp.stack(draws).reshape(len(draws), -1)
         if len(draws) < capacity:
-            batch = jnp.concatenate([batch, jnp.zeros((capacity - len(draws), batch.shape[1]), batch.dtype)])
+            batch = jnp.pad(batch, ((0, capacity - len(draws)), (0, 0)))  # rows of zeros, on the batch's device
         n = batch.shape[1]
         if self._state is None or self._state["previous"].shape[0] != n:
             self._state = self._fresh_state(n, batch)
         if self._grid_arrays is None:
             self._grid_arrays = self._arguments(batch)
         fold = _batch_fold(n, lag_of_rows(first.shape), self._summary.grid.segments, self._summary.grid.cells)
-        self._state = fold(self._state, batch, jnp.int32(len(draws)), *self._grid_arrays)
+        self._state = fold(self._state, batch, len(draws), *self._grid_arrays)  # an int: placed with the batch
 
     def _arguments(self, like) -> tuple:
         """The law and grid as device arrays: ref, ref_cell, lo, segment_scale, cum, slope."""
