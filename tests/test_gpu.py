@@ -15,7 +15,7 @@ if not torch.cuda.is_available():
     pytest.skip("no CUDA device", allow_module_level=True)
 
 from initcheck.cli import main  # noqa: E402
-from initcheck.frameworks.pytorch import TorchReducer  # noqa: E402
+from initcheck.reducers.backends.torch_reducer import TorchReducer  # noqa: E402
 from initcheck.grid import Grid  # noqa: E402
 from initcheck.laws import Normal, Uniform  # noqa: E402
 from initcheck.reducers import HostReducer, PatternReducer, reducer_for  # noqa: E402
@@ -87,7 +87,7 @@ def jax_and_its_gpu():
 
 def test_jax_gpu_arrays_are_reduced_by_xla_on_the_gpu():
     jax, gpu = jax_and_its_gpu()
-    from initcheck.frameworks.jax_nn import JaxReducer
+    from initcheck.reducers.backends.jax_reducer import JaxReducer
 
     arrays = draws(np.float32)
     arrays[1].flat[3] = np.nan

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from initcheck import _kernels
-from initcheck.frameworks.pytorch import TorchReducer
+from initcheck.reducers.backends.torch_reducer import TorchReducer
 from initcheck.laws import Normal, Uniform
 from initcheck.reducers import HostReducer, reducer_for
 from initcheck.grid import Grid
@@ -251,7 +251,7 @@ def test_device_batches_of_draws_fold_like_single_draws(monkeypatch):
     """Small draws are stacked into batches on the device; full batches, a draw
     big enough to go alone, a change of shape and the leftover at the end must
     all give the host kernel's numbers, pairs across batch edges included."""
-    from initcheck.frameworks.pytorch import Batches
+    from initcheck.reducers.backends.torch_reducer import Batches
 
     monkeypatch.setattr(Batches, "values", 25_000)  # two 73 x 137 draws a batch
     arrays = [x.reshape(73, 137) for x in draws(np.float32, count=5, size=73 * 137)]
@@ -275,7 +275,7 @@ def test_the_jax_reducer_matches_the_host_kernel(monkeypatch):
     several batches, a change of shape, a NaN draw and an Inf."""
     import jax.numpy as jnp
 
-    from initcheck.frameworks.jax_nn import JaxReducer
+    from initcheck.reducers.backends.jax_reducer import JaxReducer
 
     monkeypatch.setattr(JaxReducer, "batch_values", 25_000)  # two 73 x 137 draws a batch
     arrays = [x.reshape(73, 137) for x in draws(np.float32, count=5, size=73 * 137)]
@@ -300,7 +300,7 @@ def test_the_jax_reducer_compiles_once_per_draw_shape(monkeypatch):
     batch is padded into it: one trace for two rows and four batches."""
     import jax.numpy as jnp
 
-    from initcheck.frameworks import jax_nn
+    from initcheck.reducers.backends import jax_reducer as jax_nn
 
     traces = []
     original = jax_nn._fold_function

@@ -1,19 +1,10 @@
-"""Fold draws into a :class:`~initcheck.summary.Summary` where they live.
+"""Reducers of host memory: every float32/float64 draw through the C kernel,
+16-bit draws by exact bit-pattern counts.
 
-A reducer owns the running statistics of one row.  ``fold(x)`` adds one draw and
-keeps nothing of it; ``summary()`` returns the host-side :class:`Summary`.
-
-* :class:`HostReducer` handles every array that lives in host memory (NumPy,
-  CPU tensors of PyTorch/TensorFlow/JAX, seen as NumPy without a copy).  Its
-  kernel (``initcheck/_kernels.c``) makes one pass over the draw and releases
-  the GIL, so the runner folds draw i on one core while the framework samples
-  draw i+1 on the other.  Power sums are accumulated in float64 whatever the
-  sample dtype.
-* Arrays on an accelerator are reduced on that accelerator by the framework's
-  own reducer (``initcheck.frameworks.pytorch.TorchReducer``); only scalars and
-  the histogram come back to the host, once, at the end.
-
-:func:`reducer_for` picks the right one from the first draw of a row.
+:class:`HostReducer`'s kernel (``initcheck/_kernels.c``) makes one pass over
+the draw and releases the GIL, so the runner folds draw i on one core while
+the framework samples draw i+1 on the other.  Power sums are accumulated in
+float64 whatever the sample dtype.
 """
 
 from __future__ import annotations
@@ -23,25 +14,10 @@ import math
 import numpy as np
 
 from initcheck import _kernels
+from initcheck.reducers.shapes import as_host_array, lag_of_rows
 from initcheck.grid import Grid
 from initcheck.laws import Law
 from initcheck.summary import Summary
-
-
-def lag_of_rows(shape) -> int:
-    """Values per slice along the first axis of a draw of this shape (0 for 0-d
-    or 1-d draws: no rows); the lag between vertically neighbouring values."""
-    shape = tuple(shape)
-    if len(shape) < 2 or shape[0] == 0:
-        return 0
-    return math.prod(shape[1:])
-
-
-def as_host_array(x) -> np.ndarray:
-    """A flat NumPy view of a host array (no copy where the layout allows)."""
-    if type(x).__module__.startswith("torch"):
-        x = x.detach().cpu().numpy()
-    return np.ravel(np.asarray(x))
 
 
 class HostReducer:
@@ -129,7 +105,7 @@ class PatternReducer:
         if device is not None:
             import torch
 
-            from initcheck.frameworks.pytorch import Batches, TorchPairs
+            from initcheck.reducers.backends.torch_reducer import Batches, TorchPairs
 
             self._device_counts = torch.zeros(lowp.PATTERNS, dtype=torch.int64, device=device)
             self._device_pairs = TorchPairs(device)
@@ -166,41 +142,3 @@ class PatternReducer:
             patterns = patterns + self._device_counts.cpu().numpy()
             pairs = self._device_pairs.numpy()
         return self._lowp.pattern_summary(self._ref, self._dtype, patterns, pairs)
-
-
-def on_accelerator(sample) -> bool:
-    """Whether a draw lives on a GPU (PyTorch, JAX or TensorFlow), without importing any."""
-    module = type(sample).__module__
-    if module.startswith("torch"):
-        return sample.device.type != "cpu"
-    if module.startswith(("jax", "jaxlib")):
-        return any(device.platform != "cpu" for device in sample.devices())
-    if module.startswith("tensorflow"):
-        return "GPU" in sample.device.upper()
-    return False
-
-
-def reducer_for(sample, law: Law):
-    """The reducer for rows whose draws look like ``sample``: on the host for host
-    arrays; on the accelerator for GPU arrays: JAX's by XLA, PyTorch's and
-    TensorFlow's by torch (DLPack, no copy).  Without torch, TensorFlow GPU draws
-    are copied to the host, which is correct but slower."""
-    from initcheck.lowp import sixteen_bit_name
-
-    sixteen = sixteen_bit_name(sample)
-    if sixteen is not None:
-        torch_gpu = type(sample).__module__.startswith("torch") and on_accelerator(sample)
-        return PatternReducer(law, sixteen, device=sample.device if torch_gpu else None)
-    if on_accelerator(sample):
-        import importlib.util
-
-        if type(sample).__module__.startswith(("jax", "jaxlib")):
-            from initcheck.frameworks.jax_nn import JaxReducer
-
-            return JaxReducer(law)
-
-        if importlib.util.find_spec("torch") is not None:
-            from initcheck.frameworks.pytorch import TorchReducer, as_torch
-
-            return TorchReducer(law, device=as_torch(sample).device)
-    return HostReducer(law)

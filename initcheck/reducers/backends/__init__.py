@@ -1,0 +1,1 @@
+"""Reducers that run on an accelerator, one module per framework (each imports its framework)."""
