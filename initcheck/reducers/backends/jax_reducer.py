@@ -57,6 +57,11 @@ class JaxReducer:
         return max(1, -(-self.batch_values // max(size, 1)))
 
     def _flush(self) -> None:
+        # float64 accumulators, without turning jax_enable_x64 on for the caller's process
+        with jax.enable_x64(True):
+            self._flush_x64()
+
+    def _flush_x64(self) -> None:
         if not self._pending:
             return
         import jax.numpy as jnp
@@ -108,6 +113,10 @@ class JaxReducer:
 
     def summary(self):
         self._flush()
+        with jax.enable_x64(True):
+            return self._summary_x64()
+
+    def _summary_x64(self):
         s = self._summary
         if self._state is None:
             return s
