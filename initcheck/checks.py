@@ -45,14 +45,15 @@ POWER = 0.999
 ATOM_FLOOR = 1e-6
 
 
-@dataclass
+@dataclass(frozen=True)
 class CheckResult:
     """One check of one row.
 
     ``pvalue`` is None for deterministic checks.  For statistical checks ``level``
     (the share of alpha Holm's procedure gives this check), ``threshold`` (the
     critical value of ``statistic`` at that level) and ``passed`` are filled in
-    by :func:`apply_holm`.
+    by :func:`initcheck.policy.apply_holm`; thresholds and power statements
+    by :func:`initcheck.policy.annotate`.  Immutable: policy hands out new ones.
     """
 
     name: str
@@ -317,7 +318,7 @@ def check_independence(summary: Summary) -> CheckResult | None:
 
 
 def evaluate(law: Law, summary: Summary, dtype: np.dtype) -> list[CheckResult]:
-    """Every check of one row, with p-values but no verdict yet (see apply_holm)."""
+    """Every check of one row, with p-values but no verdict yet (see :mod:`initcheck.policy`)."""
     checks = [check_finite(summary)]
     if law.variance == 0.0:
         return checks + [check_constant(law, summary)]
@@ -350,22 +351,6 @@ def evaluate(law: Law, summary: Summary, dtype: np.dtype) -> list[CheckResult]:
     return checks
 
 
-def apply_holm(checks: list[CheckResult], alpha: float) -> None:
-    """Holm's step-down procedure over the statistical checks, in place.
-
-    Sort the m p-values ascending; the j-th (from 0) is tested at alpha / (m - j)
-    and rejected while every smaller one was.  The family-wise error rate is at
-    most alpha under any dependence between the checks.
-    """
-    tested = sorted((c for c in checks if c.statistical), key=lambda c: c.pvalue)
-    m = len(tested)
-    rejecting = True
-    for j, check in enumerate(tested):
-        check.level = alpha / (m - j)
-        rejecting = rejecting and check.pvalue <= check.level
-        check.passed = not rejecting
-
-
 #: Statistical checks per row (mean, variance, ks, spikes, independence).
 CHECKS_PER_ROW = 5
 
@@ -373,48 +358,8 @@ CHECKS_PER_ROW = 5
 def samples_to_detect(law: Law, std_error: float, level: float) -> int:
     """The N at which the variance check catches a relative std error of
     ``std_error`` with probability POWER at ``level`` (inverts the power statement
-    of :func:`annotate`)."""
+    of :func:`initcheck.policy.annotate`)."""
     relative_variance = (1.0 + std_error) ** 2 - 1.0
     spread = math.sqrt(law.fourth_moment / law.variance**2 - 1.0)
     z = z_critical(level) + standard_normal_quantile(POWER)
     return math.ceil((z * spread / relative_variance) ** 2)
-
-
-def annotate(checks: list[CheckResult], law: Law, summary: Summary, bonferroni_level: float) -> None:
-    """Fill in thresholds (at each check's Holm level) and power statements: the
-    smallest deviation each check detects with probability POWER at the
-    Bonferroni level (a lower bound of its Holm level)."""
-    n = summary.count
-    if n < 2:
-        return
-    beta_z = standard_normal_quantile(POWER)
-    reach = (z_critical(bonferroni_level) + beta_z) / math.sqrt(n)
-    for check in checks:
-        if not check.statistical:
-            continue
-        if check.name in ("mean", "variance", "independence"):
-            check.threshold = z_critical(check.level)
-        if check.name == "mean":
-            check.power = reach
-            check.power_text = f"mean shift ≥ {reach:.2g}σ"
-        elif check.name == "variance":
-            relative_variance = reach * math.sqrt(law.fourth_moment / law.variance**2 - 1.0)
-            check.power = math.sqrt(1.0 + relative_variance) - 1.0
-            check.power_text = f"std error ≥ {check.power * 100:.2g}%"
-        elif check.name == "ks":
-            check.threshold = ks_critical(check.level, n)
-            noise = math.sqrt(math.log(2.0 / (1.0 - POWER)) / (2.0 * n))
-            check.power = ks_critical(bonferroni_level, n) + noise + check.resolution
-            check.power_text = f"KS distance ≥ {check.power:.2g}"
-        elif check.name == "spikes":
-            # an atom hides in a cell (or on a value) of mass `resolution`
-            cells = summary.grid.cells + 2 if summary.grid is not None else len(summary.patterns)
-            expected = n * check.resolution
-            log_term = math.log(cells / bonferroni_level)
-            threshold = expected + math.sqrt(2.0 * expected * log_term) + log_term
-            check.threshold = threshold / n
-            check.power = (threshold + beta_z * math.sqrt(threshold)) / n - check.resolution
-            check.power_text = f"an atom ≥ {check.power:.2g} of the values"
-        elif check.name == "independence":
-            check.power = reach
-            check.power_text = f"lag-1 correlation ≥ {reach:.2g}"

@@ -48,7 +48,8 @@ import numpy as np
 from rich.table import Table
 from rich.text import Text
 
-from initcheck.checks import two_sided_pvalue, z_critical, apply_holm
+from initcheck.checks import two_sided_pvalue, z_critical
+from initcheck.policy import holm
 from initcheck.errors import InputError
 from initcheck.report import REPORT_SCHEMA, json_safe
 from initcheck.summary import Summary
@@ -80,10 +81,6 @@ class ShiftTest:
     level: float | None = None
     threshold: float | None = None
     passed: bool | None = None
-
-    @property
-    def statistical(self) -> bool:  # for checks.apply_holm
-        return True
 
     @property
     def significant(self) -> bool:
@@ -545,8 +542,8 @@ def compare_reports(old: dict, new: dict, alpha: float = DEFAULT_ALPHA) -> Compa
             row.not_compared = [NotCompared("shifts", reason)]
         rows.append(row)
     tests = [t for row in rows for t in row.tests]
-    apply_holm(tests, alpha)
-    for test in tests:
+    for test, (level, rejected) in zip(tests, holm([t.pvalue for t in tests], alpha)):
+        test.level, test.passed = level, not rejected
         if test.effective_n is None:
             test.threshold = z_critical(test.level)
         else:

@@ -30,7 +30,7 @@ import socket
 import xml.etree.ElementTree as ET
 
 from initcheck.checks import POWER
-from initcheck.runner import RowResult
+from initcheck.results import RowResult
 
 #: Characters XML 1.0 does not allow, even escaped.
 _INVALID_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")

@@ -58,7 +58,7 @@ from initcheck.errors import InputError
 
 if TYPE_CHECKING:
     from initcheck.laws import Law
-    from initcheck.runner import RowResult
+    from initcheck.results import RowResult
 
 #: About how many bins the histogram panel shows.
 DISPLAY_BINS = 200

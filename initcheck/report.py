@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 import initcheck
-from initcheck.runner import RowResult
+from initcheck.results import RowResult
 
 REPORT_SCHEMA = "initcheck-report/2"
 _VERDICT_STYLE = {"PASS": "bold green", "WARN": "bold yellow", "FAIL": "bold red", "SKIP": "dim"}

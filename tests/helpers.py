@@ -27,7 +27,7 @@ def sampler_plan(law, sample, shape=(1000, 1000), dtype="float32", name="synthet
 def check_rows(plans, samples=1_000_000, seed=0, alpha=1e-6, strict=False):
     """Run plans as one command; returns the row results."""
     outcome = run([Row("test", "layer", p) for p in plans], samples, seed, alpha, show_progress=False, strict=strict)
-    return outcome.results
+    return list(outcome.results)
 
 
 def failed(result) -> set[str]:

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from initcheck.checks import CheckResult, apply_holm, ks_critical
+from initcheck.checks import CheckResult, ks_critical
+from initcheck.policy import apply_holm
 from initcheck.laws import TRUNCATION_CORRECTION, Normal, TruncatedNormal, Uniform
 
 from helpers import check_rows, failed, sampler_plan
@@ -133,7 +134,7 @@ def test_ks_critical_value_is_dkw():
 
 def test_holm_step_down():
     checks = [CheckResult(str(i), 0.0, "", pvalue=p) for i, p in enumerate([0.001, 0.03, 0.013, 0.9])]
-    apply_holm(checks, alpha=0.05)
+    checks = apply_holm(checks, alpha=0.05)
     # sorted p: 0.001 <= 0.05/4, 0.013 <= 0.05/3, 0.03 > 0.05/2: stop there
     assert [c.passed for c in checks] == [False, True, False, True]
     assert checks[0].level == pytest.approx(0.0125)

@@ -12,7 +12,7 @@ from initcheck.laws import Constant, Normal, TruncatedNormal, Uniform
 from initcheck.plots import (
     display_bins, display_range, plot_name, require_matplotlib, row_cells, row_gap, slug, write_plots,
 )
-from initcheck.runner import RowResult
+from initcheck.results import RowResult
 
 from helpers import check_rows, sampler_plan
 
