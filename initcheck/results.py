@@ -61,6 +61,11 @@ class RowResult:
         """No check failed (PASS, WARN, or SKIP)."""
         return self.verdict != "FAIL"
 
+    def __str__(self) -> str:
+        from initcheck.text import row_text
+
+        return row_text(self)
+
     def check(self, name: str) -> CheckResult | None:
         return next((c for c in self.checks if c.name == name), None)
 
@@ -97,8 +102,86 @@ class RowResult:
 
 
 @dataclass(frozen=True)
-class Outcome:
-    """Every row's result, and whether Ctrl-C cut the run short."""
+class Verification:
+    """The result of one command or one :func:`initcheck.verify_all` call:
+    every row decided under one Holm family.
+
+    It is a sequence of :class:`RowResult` (``len``, iteration, indexing).
+    ``bool(verification)`` is :attr:`passed`: no row FAIL, the run was not cut
+    short, and at least one row was checked (all SKIP checks nothing).
+    ``str()`` is the table in plain text, one block per row.
+    """
 
     results: tuple[RowResult, ...]
+    samples: int
+    seed: int
+    alpha: float
+    strict: bool = False
     interrupted: bool = False
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def __iter__(self):
+        return iter(self.results)
+
+    def __getitem__(self, index):
+        return self.results[index]
+
+    @property
+    def passed(self) -> bool:
+        return (not self.interrupted and any(r.verdict != "SKIP" for r in self.results)
+                and not any(r.verdict == "FAIL" for r in self.results))
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    @property
+    def verdict(self) -> str:
+        """FAIL if any row failed, else WARN if any warned, else PASS if any
+        passed, else SKIP."""
+        verdicts = {r.verdict for r in self.results}
+        return next((v for v in ("FAIL", "WARN", "PASS") if v in verdicts), "SKIP")
+
+    @property
+    def failures(self) -> tuple[RowResult, ...]:
+        return tuple(r for r in self.results if r.verdict == "FAIL")
+
+    def _single(self) -> RowResult:
+        if len(self.results) != 1:
+            raise ValueError(f"this verification has {len(self.results)} rows; index it (result[i])")
+        return self.results[0]
+
+    @property
+    def result(self) -> RowResult:
+        """The one row of a one-row verification (ValueError otherwise)."""
+        return self._single()
+
+    @property
+    def checks(self) -> tuple[CheckResult, ...]:
+        """The checks of the one row."""
+        return self._single().checks
+
+    @property
+    def summary(self) -> Summary | None:
+        """The sufficient statistics of the one row."""
+        return self._single().summary
+
+    @property
+    def law(self) -> Law | None:
+        """The law of the one row."""
+        return self._single().law
+
+    def __str__(self) -> str:
+        head = (f"initcheck: {self.verdict}, {len(self.results)} row(s), N = {self.samples:,} a row, "
+                f"seed {self.seed}, family-wise alpha {self.alpha:g}"
+                + (" (interrupted)" if self.interrupted else ""))
+        return "\n".join([head, *(str(r) for r in self.results)])
+
+    def to_dict(self, env: dict | None = None) -> dict:
+        """The JSON report (schema initcheck-report/2) of these rows."""
+        from initcheck.report import json_report
+
+        settings = {"samples": self.samples, "seed": self.seed, "alpha": self.alpha, "strict": self.strict,
+                    "interrupted": self.interrupted}
+        return json_report(list(self.results), settings, env or {})

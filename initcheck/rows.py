@@ -101,12 +101,21 @@ def expected_spec(expect, dist="normal", gain=None, mode=None, nonlinearity=None
     return InitSpec("trunc-normal", mean=mean, std=std, low=low, high=high)
 
 
+def function_rows(function, name: str, law, label: str, shape: tuple[int, ...], fans: Layer | None) -> list[Row]:
+    """The row of a user's function ``function(shape, seed)`` checked against
+    ``law``; ``fans``, when the law came from them, are shown in the row."""
+    from initcheck.frameworks.custom import custom_plan
+
+    layer = f"shape {format_shape(shape)}" + (f"\nfan_in {fans.fan_in}, fan_out {fans.fan_out}" if fans else "")
+    return [Row(label, layer, custom_plan(function, name, law, tuple(shape)))]
+
+
 def custom_rows(target: str, spec: InitSpec, shapes: list[tuple[int, ...]], layers: list[Layer],
                 fans: Layer | None, with_reference: bool, dtype: str) -> list[Row]:
     """Rows for a user's function: one per shape, each followed (``with_reference``)
     by the closed-form law sampled with NumPy as a control.  ``layers[i]`` gives
     the fans of ``shapes[i]`` unless ``fans`` overrides them."""
-    from initcheck.frameworks.custom import custom_plan, load_function
+    from initcheck.frameworks.custom import load_function
     from initcheck.frameworks.reference import law_plan
 
     function = load_function(target)
@@ -114,10 +123,9 @@ def custom_rows(target: str, spec: InitSpec, shapes: list[tuple[int, ...]], laye
     for shape, layer in zip(shapes, layers):
         fan_layer = fans or layer
         law = spec.law(fan_layer.fan_in, fan_layer.fan_out)
-        label = f"shape {format_shape(shape)}" + (
-            f"\nfan_in {fan_layer.fan_in}, fan_out {fan_layer.fan_out}" if spec.uses_fans else ""
-        )
-        rows.append(Row(f"expect {spec.describe()}", label, custom_plan(function, target, law, shape)))
+        row = function_rows(function, target, law, f"expect {spec.describe()}", shape,
+                            fan_layer if spec.uses_fans else None)[0]
+        rows.append(row)
         if with_reference:
-            rows.append(Row(f"expect {spec.describe()}", label, law_plan("reference", law, shape, dtype)))
+            rows.append(Row(row.initializer, row.layer, law_plan("reference", law, shape, dtype)))
     return rows

@@ -15,8 +15,9 @@ from initcheck.checks import evaluate
 from initcheck.frameworks.base import Plan, Skip
 from initcheck.lowp import sample_dtype
 from initcheck.policy import decide
-from initcheck.results import Outcome, Sampled
-from initcheck.sampling import Interrupted, Progress, draw_count, sample_row
+from initcheck.results import Sampled, Verification
+from initcheck.progress import Progress
+from initcheck.sampling import Interrupted, draw_count, sample_row
 
 
 @dataclass
@@ -32,7 +33,7 @@ class Row:
 
 def run(
     rows: list[Row], samples: int, seed: int, alpha: float, show_progress: bool = True, strict: bool = False
-) -> Outcome:
+) -> Verification:
     """Sample every runnable row, then check all of them under one Holm family.
 
     Ctrl-C stops the sampling: the row in progress is checked on what it drew
@@ -69,4 +70,4 @@ def run(
             done.checks = evaluate(plan.law, summary, sample_dtype(done.dtype))
     finally:
         progress.close()
-    return Outcome(tuple(decide(sampled, alpha, strict)), interrupted)
+    return Verification(tuple(decide(sampled, alpha, strict)), samples, seed, alpha, strict, interrupted)

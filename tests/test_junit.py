@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from initcheck.frameworks.base import Skip
-from initcheck.junit import case_name, junit_xml, write_junit
+from initcheck.junit import junit_xml, write_junit
+from initcheck.text import row_label as case_name
 from initcheck.laws import Normal, Uniform
 from initcheck.lowp import numpy_dtype
 from initcheck.report import environment

@@ -1,0 +1,71 @@
+"""The pytest plugin: verify initializers inside any project's test suite.
+
+Installed with initcheck (entry point ``pytest11``), it adds the fixture
+``initcheck_assert``: call it like :func:`initcheck.verify`; it returns the
+:class:`~initcheck.results.Verification` when it passed, and otherwise fails
+the test with the failing rows as the table shows them (law, N, mean and std
+with their z, bounds, KS D against its critical value, the failed checks with
+p-value and Holm level, the power statement)::
+
+    import initcheck
+
+    def test_my_init(initcheck_assert):
+        initcheck_assert(my_init, initcheck.Normal(0.0, 0.02), shape=(768, 768))
+
+    def test_torch_xavier(initcheck_assert):
+        initcheck_assert(initcheck.xavier("uniform"), framework="torch", fan_in=784, fan_out=256)
+
+Results are deterministic: the same seed gives the same numbers.  Command-line
+options set the defaults of every call (a call's own keywords win):
+
+    --initcheck-samples N   values per row (default 10^7)
+    --initcheck-seed S      seed (default 0)
+    --initcheck-alpha A     family-wise false-failure rate of each call (default 1e-6)
+
+Outside pytest, :func:`initcheck.assert_law` does the same with an
+``AssertionError``.  Nothing is imported from initcheck until a test asks for
+the fixture.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+
+def pytest_addoption(parser) -> None:
+    group = parser.getgroup("initcheck", "initcheck: weight-initialization laws")
+    group.addoption("--initcheck-samples", default=None, metavar="N",
+                    help="values per row for initcheck_assert (default 1e7)")
+    group.addoption("--initcheck-seed", type=int, default=None, metavar="S",
+                    help="seed for initcheck_assert (default 0)")
+    group.addoption("--initcheck-alpha", type=float, default=None, metavar="A",
+                    help="family-wise false-failure rate of each initcheck_assert call (default 1e-6)")
+
+
+@pytest.fixture
+def initcheck_assert(request):
+    """``initcheck_assert(target, expected=None, **options)``: :func:`initcheck.verify`
+    that fails the test, with the table's rows as the message, unless it passed."""
+    from initcheck.api import failure_message, verify
+    from initcheck.errors import InputError
+    from initcheck.rows import parse_samples
+
+    config = request.config
+    defaults = {}
+    try:
+        if config.getoption("initcheck_samples") is not None:
+            defaults["samples"] = parse_samples(config.getoption("initcheck_samples"))
+    except InputError as error:
+        raise pytest.UsageError(f"--initcheck-samples: {error}") from None
+    if config.getoption("initcheck_seed") is not None:
+        defaults["seed"] = config.getoption("initcheck_seed")
+    if config.getoption("initcheck_alpha") is not None:
+        defaults["alpha"] = config.getoption("initcheck_alpha")
+
+    def check(target, expected=None, **options):
+        verification = verify(target, expected, **{**defaults, **options})
+        if not verification:
+            pytest.fail(failure_message(verification), pytrace=False)
+        return verification
+
+    return check
