@@ -32,3 +32,15 @@ def check_rows(plans, samples=1_000_000, seed=0, alpha=1e-6, strict=False):
 
 def failed(result) -> set[str]:
     return {c.name for c in result.checks if not c.passed}
+
+
+def run_cli(capsys, *args):
+    """Run the CLI in-process; returns (exit code, stdout, stderr)."""
+    import pytest
+
+    from initcheck.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err

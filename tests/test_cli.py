@@ -15,7 +15,7 @@ import textwrap
 import pytest
 
 from initcheck import frameworks
-from initcheck.cli import main
+from helpers import run_cli
 
 SMALL = ["-n", "2e5", "--no-progress"]
 
@@ -67,11 +67,6 @@ def custom_file(tmp_path):
     return str(path)
 
 
-def run_cli(capsys, *args):
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
 
 
 def test_xavier_passes_on_torch_and_reference(capsys, tmp_path):

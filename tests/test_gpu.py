@@ -14,11 +14,11 @@ torch = pytest.importorskip("torch")
 if not torch.cuda.is_available():
     pytest.skip("no CUDA device", allow_module_level=True)
 
-from initcheck.cli import main  # noqa: E402
 from initcheck.reducers.backends.torch_reducer import TorchReducer  # noqa: E402
 from initcheck.grid import Grid  # noqa: E402
 from initcheck.laws import Normal, Uniform  # noqa: E402
 from initcheck.reducers import HostReducer, PatternReducer, reducer_for  # noqa: E402
+from helpers import run_cli
 
 LAW = Normal(0.1, 2.0)
 GRID = Grid.for_law(LAW)
@@ -112,11 +112,6 @@ def test_tensorflow_style_dlpack_arrays_reach_the_torch_reducer():
     compare(host.summary(), device.summary())
 
 
-def run_cli(capsys, *args):
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
 
 
 @pytest.mark.parametrize("framework", ["torch", "jax"])

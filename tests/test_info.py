@@ -13,19 +13,13 @@ import re
 import pytest
 
 from initcheck import frameworks
-from initcheck.cli import main
 from initcheck.info import GAIN_ROWS, gains_table
 from initcheck.schemes import gain
+from helpers import run_cli
 
 FRAMEWORKS = ("torch", "keras", "jax")
 
 
-def run_cli(capsys, *args):
-    """Run the CLI in-process; returns (exit code, stdout, stderr)."""
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
 
 
 def fan_cells(out: str, fan_in: int, fan_out: int) -> int:

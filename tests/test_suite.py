@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from initcheck.cli import main
 from initcheck.errors import InputError
 from initcheck.suite import load_suite
+from helpers import run_cli
 
 SMALL = ("--samples", "1e5", "--no-progress")
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
@@ -20,11 +20,6 @@ def write(tmp_path, text, name="suite.toml"):
     return path
 
 
-def run_cli(capsys, *args):
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
 
 
 def test_matrix_keys_expand_into_the_cross_product(tmp_path):
