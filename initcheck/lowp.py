@@ -190,7 +190,7 @@ def pattern_summary(ref: float, dtype: str, patterns: np.ndarray, pairs: np.ndar
 
 def rebalanced(summary: Summary, law: RoundedLaw) -> tuple[Summary, dict] | None:
     """The summary with the two bound atoms' pooled count split in the law's
-    proportions (the WARN rule of DESIGN section 4), and what was moved; None
+    proportions (the WARN rule, docs/design.md section 4), and what was moved; None
     when the law has no bound atoms."""
     atoms = law.bound_atoms()
     if atoms is None or summary.patterns is None:
