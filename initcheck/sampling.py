@@ -6,9 +6,24 @@ a row uses the seed derived from (``seed``, the row's key, i), so the same
 command gives the same numbers, and a row's numbers do not depend on which other
 rows run beside it.
 
-Drawing and folding overlap: while a worker thread folds draw i (the C kernel and torch
-release the GIL), the main thread asks the framework for draw i+1.  Only one draw
-is ever waiting, so memory stays O(draw + bins) whatever N is.
+Small draws come in batches when the plan can make them
+(:attr:`~initcheck.frameworks.base.Plan.draw_batch`): a draw of ``size`` values
+is small when a batch of ``BATCH_VALUES`` values holds at least
+``MIN_BATCH_DRAWS`` of them.  Batch b (0, 1, 2, ...) holds ``count = min(draws
+left, BATCH_VALUES // size)`` independent draws, each still the framework's
+real initializer on the real per-draw shape, stacked along a new leading axis;
+the seed of batch b is derived from (``seed``, the row's key, b), and the
+adapter derives the draws' randomness within the batch from that one seed (a
+generator, the global RNG inside ``fork_rng``, or keys split from it: see each
+adapter).  So a batched row is as reproducible as a per-draw one, and its
+numbers, like a per-draw row's, depend on nothing but the command's seed and
+the row.  A batch is folded as ``count`` consecutive draws
+(``reducer.fold(x, draws=count)``).  Larger draws keep one call per draw.
+
+Drawing and folding overlap: while a worker thread folds draw (or batch) i (the
+C kernel and torch release the GIL), the main thread asks the framework for
+draw i+1.  Only one is ever waiting, so memory stays O(batch + bins) whatever N
+is.
 
 What the numbers mean is decided elsewhere (:mod:`initcheck.policy`).
 """
@@ -21,14 +36,18 @@ import zlib
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, ProgressColumn, TextColumn, TimeRemainingColumn
-from rich.progress import Progress as RichProgress
-from rich.text import Text
 
 from initcheck.frameworks.base import Plan
+from initcheck.progress import Progress
 from initcheck.reducers import reducer_for
 from initcheck.summary import Summary
+
+
+#: Values in one batch of small draws.
+BATCH_VALUES = 1 << 21
+#: Draws a batch must hold for a row to be drawn in batches; larger draws are
+#: drawn one call each (their per-call cost is already small beside the sampling).
+MIN_BATCH_DRAWS = 16
 
 
 def draw_seed(seed: int, row_key: str, index: int) -> int:
@@ -42,53 +61,6 @@ def _array_info(x) -> tuple[str, str]:
     dtype = getattr(x.dtype, "name", None) or str(x.dtype).removeprefix("torch.")
     device = str(getattr(x, "device", "cpu"))
     return dtype, ("cpu" if "cpu" in device.lower() else device)
-
-
-class _RateColumn(ProgressColumn):
-    """Samples per second, in millions."""
-
-    def render(self, task) -> Text:
-        return Text(f"{task.speed / 1e6:,.1f} M/s" if task.speed else "")
-
-
-class Progress:
-    """A rich progress bar on stderr, shown only once the work has taken a second."""
-
-    def __init__(self, total: int, enabled: bool):
-        self.total = total
-        self.enabled = enabled
-        self.started = time.perf_counter()
-        self.bar = None
-        self.task = None
-        self.done = 0
-
-    def advance(self, count: int, description: str) -> None:
-        self.done += count
-        if not self.enabled:
-            return
-        if self.bar is None:
-            if time.perf_counter() - self.started < 1.0:
-                return
-            console = Console(stderr=True)
-            if not console.is_terminal:  # logs get the table, not a bar's leftovers
-                self.enabled = False
-                return
-            self.bar = RichProgress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                _RateColumn(),
-                TimeRemainingColumn(),
-                console=console,
-                transient=True,
-            )
-            self.bar.start()
-            self.task = self.bar.add_task(description, total=self.total, completed=self.done)
-        self.bar.update(self.task, completed=self.done, description=description)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
 
 
 def draw_count(plan: Plan, samples: int) -> int:
@@ -105,34 +77,49 @@ class Interrupted(Exception):
         self.summary, self.dtype, self.device = summary, dtype, device
 
 
+def batch_size(plan: Plan) -> int:
+    """Draws per call of the row: 1, or the batch size when the plan draws in
+    batches and its draws are small."""
+    if plan.draw_batch is None:
+        return 1
+    per_batch = BATCH_VALUES // max(1, math.prod(plan.shape))
+    return per_batch if per_batch >= MIN_BATCH_DRAWS else 1
+
+
 def sample_row(plan: Plan, samples: int, seed: int, progress: Progress, label: str) -> tuple[Summary, str, str]:
     """Draw and fold until at least ``samples`` values; returns the row's
     summary and the dtype and device of its draws (a custom function's plan
     learns them from its first draw; the plan itself is never changed, so the
     same plan run twice gives the same numbers).
 
-    On Ctrl-C the draw being folded is finished and :class:`Interrupted` carries
-    the summary so far."""
+    On Ctrl-C the draw (or batch) being folded is finished and
+    :class:`Interrupted` carries the summary so far."""
     size = math.prod(plan.shape)
     draws = draw_count(plan, samples)
+    per_call = batch_size(plan)
     reducer = None
     pending = None
     dtype, device = plan.dtype, plan.device
     with ThreadPoolExecutor(max_workers=1) as folder:
         try:
-            for index in range(draws):
-                x = plan.draw(draw_seed(seed, plan.key, index))
+            for index, first in enumerate(range(0, draws, per_call)):
+                index_seed = draw_seed(seed, plan.key, index)
+                if per_call == 1:
+                    count, x = 1, plan.draw(index_seed)
+                else:
+                    count = min(per_call, draws - first)
+                    x = plan.draw_batch(index_seed, count)
                 if reducer is None:
                     if plan.dtype == "?":
                         dtype, device = _array_info(x)
                     reducer = reducer_for(x, plan.law)
                 if reducer.asynchronous:  # it only queues device work: a thread would only add latency
-                    reducer.fold(x)
+                    _fold(reducer, x, count, per_call)
                 else:
                     if pending is not None:
                         pending.result()
-                    pending = folder.submit(reducer.fold, x)
-                progress.advance(size, label)
+                    pending = folder.submit(_fold, reducer, x, count, per_call)
+                progress.advance(size * count, label)
             if pending is not None:
                 pending.result()
         except KeyboardInterrupt:
@@ -140,3 +127,15 @@ def sample_row(plan: Plan, samples: int, seed: int, progress: Progress, label: s
                 pending.result()
             raise Interrupted(reducer.summary() if reducer is not None else None, dtype, device) from None
     return reducer.summary(), dtype, device
+
+
+def _fold(reducer, x, count: int, per_call: int) -> None:
+    """One draw, or a batch of ``count`` draws stacked on the leading axis."""
+    if per_call == 1:
+        reducer.fold(x)
+    else:
+        try:  # TEMPORARY until every reducer takes draws=
+            reducer.fold(x, draws=count)
+        except TypeError:
+            for i in range(count):
+                reducer.fold(x[i])

@@ -3,7 +3,9 @@
 An adapter turns an :class:`~initcheck.schemes.InitSpec` and a
 :class:`~initcheck.layers.Layer` into a :class:`Plan`: the API it will call, the
 law that API documents (not always the paper's), the tensor shape in the
-framework's own layout, and a ``draw(seed)`` that calls the real initializer once.
+framework's own layout, a ``draw(seed)`` that calls the real initializer once,
+and, where the framework can, a ``draw_batch(seed, count)`` that makes ``count``
+independent draws in one call (see :class:`Plan`).
 When the framework has no such initializer it returns a :class:`Skip` that says
 so; it never substitutes a look-alike.
 """
@@ -63,6 +65,15 @@ class Plan:
     ``draw(seed)`` calls the real initializer once and returns the draw; the
     array it returns may be reused by the draw after next (the runner has
     folded it by then), never by the next one.
+
+    ``draw_batch(seed, count)``, when not None, returns ``count`` independent
+    draws stacked along a new leading axis, shape ``(count, *shape)``, all
+    derived from the one ``seed``.  Each of them must still be the framework's
+    real initializer applied to the real per-draw ``shape`` (vectorized over the
+    batch, e.g. ``torch.func.vmap`` or ``jax.vmap``), so that fans and
+    everything else the initializer reads off the shape are the layer's own;
+    never one big tensor cut into draws.  Its arrays may be reused as ``draw``'s.
+    The sampler uses it for small draws (:mod:`initcheck.sampling`).
     """
 
     framework: str
@@ -72,9 +83,11 @@ class Plan:
     device: str
     dtype: str
     draw: Callable[[int], Any]
-    #: Values to draw, when not the command's --samples (a bias row whose every
-    #: draw builds a whole layer is given fewer).
+    #: Values to draw, when not the command's --samples (a constant bias
+    #: row needs only a few).
     samples: int | None = None
+    #: ``draw_batch(seed, count)``: ``count`` draws in one call, or None.
+    draw_batch: Callable[[int, int], Any] | None = None
 
     @property
     def key(self) -> str:
@@ -125,6 +138,3 @@ class Framework:
         does nothing: its weight (kernel) and bias, sampled from a real layer."""
         return []
 
-
-#: Values drawn for a bias row: every draw builds a whole layer for one small vector.
-BIAS_SAMPLES = 200_000

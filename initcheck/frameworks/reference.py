@@ -3,6 +3,10 @@
 It goes through exactly the same folding and checks as the framework rows, so it
 shows what a correct sampler looks like at this N (and proves the checks do not
 cry wolf on the command's own settings).  It always runs on the CPU.
+
+A batch of small draws is ``law.sample(rng, count * size)`` reshaped to
+``(count, *shape)``: the law has no fans or shape of its own, so that is exactly
+``count`` draws of the law.
 """
 
 from __future__ import annotations
@@ -43,4 +47,9 @@ def law_plan(framework: str, law, shape, dtype) -> Plan:
         rng = np.random.default_rng(seed)
         return law.sample(rng, size).astype(np_dtype, copy=False).reshape(shape)
 
-    return Plan(framework, f"numpy {law.family} sampler", law, tuple(shape), "cpu", dtype, draw)
+    def draw_batch(seed: int, count: int) -> np.ndarray:
+        rng = np.random.default_rng(seed)
+        return law.sample(rng, count * size).astype(np_dtype, copy=False).reshape((count, *shape))
+
+    return Plan(framework, f"numpy {law.family} sampler", law, tuple(shape), "cpu", dtype, draw,
+                draw_batch=draw_batch)
