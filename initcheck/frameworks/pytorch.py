@@ -5,8 +5,33 @@ plain normals, the ``*_uniform_`` variants U(+-sqrt(3) std), and ``trunc_normal_
 cuts N(mean, std) at absolute bounds ``a``, ``b``.  It has no LeCun, no truncated
 Glorot/He and no ``variance_scaling``; those rows are skipped, not imitated.
 
-Each draw seeds a fresh ``torch.Generator`` on the row's device and passes it to
-the initializer, so draws are reproducible and independent of global state.
+Each draw seeds a ``torch.Generator`` on the row's device and passes it to the
+initializer, so draws are reproducible and independent of global state.
+
+Small draws come in batches (:attr:`~initcheck.frameworks.base.Plan.draw_batch`):
+``torch.func.vmap(initializer, randomness="different")`` over a
+``(count, *shape)`` tensor, so the real ``torch.nn.init`` function runs on a
+tensor whose per-sample shape is the layer's (``_calculate_fan_in_and_fan_out``
+sees the real shape) and every draw of the batch gets its own values.  vmap
+passes the generator through: it is seeded once per batch with the batch's
+seed, and the batch is drawn from it.  An initializer that vmap cannot run
+(``trunc_normal_`` from torch 2.13 on: its rejection loop asks ``mask.any()``,
+data-dependent control flow) is called once per draw instead, on each
+``(shape)`` slice of the batch in turn, from the same generator seeded once
+per batch; only the folding is batched for it.
+
+Layer defaults (``default_rows``) run the module's own ``reset_parameters()``,
+the code ``__init__`` runs, on a module built once on the meta device, with its
+``weight`` and ``bias`` swapped for batched tensors under vmap
+(``torch.nn.utils.stateless._reparametrize_module``).  Modules take no
+generator, so the row device's global generator is seeded per batch inside
+``torch.random.fork_rng``, which restores the caller's RNG state afterwards.
+The bias row's weight is a batched tensor of the real shape on the meta device:
+``reset_parameters`` reads the real fan_in off it, as it does in ``__init__``,
+and no weight values are computed (a meta tensor's ``kaiming_uniform_`` is a
+no-op), so a bias row costs its own values only and gets the full N.  The
+weight row runs the whole ``reset_parameters`` on real tensors.  Large weights
+are drawn one call each by building the real layer, inside ``fork_rng`` too.
 """
 
 from __future__ import annotations
@@ -17,7 +42,7 @@ import math
 import torch
 
 from initcheck.errors import InputError
-from initcheck.frameworks.base import BIAS_SAMPLES, Framework, Plan, Skip
+from initcheck.frameworks.base import Framework, Plan, Skip
 from initcheck.laws import Uniform
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -63,17 +88,51 @@ class PyTorch(Framework):
         bound = 1.0 / math.sqrt(layer.fan_in)
         law = Uniform(-bound, bound)
         torch_dtype = _DTYPES[dtype]
+        # Built on the meta device: no values, no RNG used; reset_parameters() is
+        # what its __init__ ran, and what every batch runs again.
+        template = module(*args, device="meta", dtype=torch_dtype)
+        shapes = {"weight": tuple(template.weight.shape), "bias": tuple(template.bias.shape)}
 
-        def parameter(name):
+        def layer_parameter(name):
             def draw(seed: int) -> torch.Tensor:
-                torch.manual_seed(seed)  # layers take no generator: the global one is what they use
-                return getattr(module(*args, device=device, dtype=torch_dtype), name).detach()
+                with _seeded_global_rng(device, seed):  # layers take no generator
+                    return getattr(module(*args, device=device, dtype=torch_dtype), name).detach()
 
             return draw
 
-        weight = Plan(self.name, f"{call}.weight", law, layer.shape("torch"), device, dtype, parameter("weight"))
-        bias = Plan(self.name, f"{call}.bias", law, (layer.out_features,), device, dtype, parameter("bias"),
-                    samples=BIAS_SAMPLES)
+        def reset(weight, bias):
+            from torch.nn.utils.stateless import _reparametrize_module
+
+            with _reparametrize_module(template, {"weight": weight, "bias": bias}):
+                template.reset_parameters()
+            return weight, bias
+
+        reset_batch = torch.func.vmap(reset, randomness="different")
+
+        def batched_parameter(name):
+            # The bias row's weight lives on the meta device: real shape, real fan_in, no values.
+            weight_device = device if name == "weight" else "meta"
+            buffers = _Buffers(shapes[name], torch_dtype, device)
+
+            def draw_batch(seed: int, count: int) -> torch.Tensor:
+                weight = torch.empty((count, *shapes["weight"]), dtype=torch_dtype, device=weight_device) \
+                    if name == "bias" else buffers.next(count)
+                bias = buffers.next(count) if name == "bias" else \
+                    torch.empty((count, *shapes["bias"]), dtype=torch_dtype, device=device)
+                with _seeded_global_rng(device, seed):
+                    weight, bias = reset_batch(weight, bias)
+                return weight if name == "weight" else bias
+
+            return draw_batch
+
+        bias_batch = batched_parameter("bias")
+
+        def bias_draw(seed: int) -> torch.Tensor:  # a bias too large to batch: one draw at a time
+            return bias_batch(seed, 1)[0]
+
+        weight = Plan(self.name, f"{call}.weight", law, shapes["weight"], device, dtype, layer_parameter("weight"),
+                      draw_batch=batched_parameter("weight"))
+        bias = Plan(self.name, f"{call}.bias", law, shapes["bias"], device, dtype, bias_draw, draw_batch=bias_batch)
         return [("weight", weight), ("bias", bias)]
 
     def plan(self, spec, layer, device, dtype):
@@ -98,7 +157,69 @@ class PyTorch(Framework):
             function(weight, **kwargs, generator=generator)
             return weight
 
-        return Plan(self.name, api, law, shape, device, dtype, draw)
+        def one(weight):
+            return function(weight, **kwargs, generator=generator)
+
+        vectorized = torch.func.vmap(one, randomness="different")
+        buffers = _Buffers(shape, torch_dtype, device)
+        looped = []  # [True] once vmap has refused this initializer
+
+        def draw_batch(seed: int, count: int) -> torch.Tensor:
+            batch = buffers.next(count)
+            generator.manual_seed(seed)
+            if not looped:
+                try:
+                    return vectorized(batch)
+                except RuntimeError as error:
+                    if "vmap" not in str(error):
+                        raise
+                    looped.append(True)
+                    generator.manual_seed(seed)
+            for one_draw in batch:  # each a view of the real shape
+                function(one_draw, **kwargs, generator=generator)
+            return batch
+
+        return Plan(self.name, api, law, shape, device, dtype, draw, draw_batch=draw_batch)
+
+
+class _Buffers:
+    """Two batch tensors used in turn (the runner folds one while the next is
+    drawn), allocated at the first batch's size; a shorter batch is a view."""
+
+    def __init__(self, shape, dtype, device):
+        self._shape, self._dtype, self._device = tuple(shape), dtype, device
+        self._tensors: list[torch.Tensor] = []
+        self._turn = itertools.count()
+
+    def next(self, count: int) -> torch.Tensor:
+        if not self._tensors or self._tensors[0].shape[0] < count:
+            self._tensors = [torch.empty((count, *self._shape), dtype=self._dtype, device=self._device)
+                             for _ in range(2)]
+        return self._tensors[next(self._turn) % 2][:count]
+
+
+class _seeded_global_rng:
+    """The global generator of ``device`` seeded with ``seed`` inside
+    ``torch.random.fork_rng``: what a layer's own initialization uses (it takes no
+    generator), with the caller's CPU and device RNG states restored on exit."""
+
+    def __init__(self, device: str, seed: int):
+        self._device, self._seed = torch.device(device), seed
+
+    def __enter__(self):
+        if self._device.type == "cpu":
+            devices, generator = [], torch.default_generator
+        else:
+            index = self._device.index or 0
+            torch.cuda.init()
+            devices, generator = [index], torch.cuda.default_generators[index]
+        self._fork = torch.random.fork_rng(devices=devices, device_type=self._device.type)
+        self._fork.__enter__()
+        generator.manual_seed(self._seed)  # only this device's generator; the others are untouched
+        return self
+
+    def __exit__(self, *exc):
+        return self._fork.__exit__(*exc)
 
 
 def _unsupported(spec) -> tuple[str, str] | None:
