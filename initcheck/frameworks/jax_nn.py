@@ -11,21 +11,50 @@ JAX documents, and draws:
   no correction; ``normal(stddev)``: mean 0; ``uniform(scale)``: U[0, scale).
 
 Kernels are ``(*kernel, in, out)``.  Draw i uses ``jax.random.key(seed_i)``.
-float64 needs ``jax_enable_x64``, which this adapter turns on (explicit dtypes
-are unaffected).  JAX's "no GPU found" warnings are silenced.
+
+Small draws come in batches (:attr:`~initcheck.frameworks.base.Plan.draw_batch`):
+one jitted call makes ``count`` keys, ``jax.random.split(jax.random.key(seed),
+count)`` from the batch's seed, and ``jax.vmap`` maps the real initializer,
+called with the real per-draw shape, over them, so draw j of a batch is exactly
+``initializer(keys[j], shape, dtype)``.  One compile per (shape, count, dtype):
+the row's last, shorter batch reuses the full batch's compile and keeps its
+first ``count`` draws.  Flax's layer defaults are batched the same way, vmap
+over the keys of the module's own ``init``.
+
+The process's JAX settings are left as they were: float64 rows trace and run
+inside ``with jax.enable_x64(True):`` (not the process-wide
+``jax_enable_x64`` flag), and JAX's "no GPU found" warnings are filtered only
+while this adapter starts JAX's backends.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from contextlib import contextmanager
 
-logging.getLogger("jax._src.xla_bridge").setLevel(logging.ERROR)
+import numpy as np
 
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
 
-jax.config.update("jax_enable_x64", True)
+class _BelowError(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR
+
+
+@contextmanager
+def _backend_warnings_filtered():
+    """JAX's backend warnings ("An NVIDIA GPU may be present ...") kept out,
+    for the duration only: the logger's own settings are not changed."""
+    logger, quiet = logging.getLogger("jax._src.xla_bridge"), _BelowError()
+    logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)
+
+
+with _backend_warnings_filtered():
+    import jax
 
 from initcheck.errors import InputError  # noqa: E402
 from initcheck.frameworks import scaling  # noqa: E402
@@ -34,15 +63,52 @@ from initcheck.laws import Constant, Normal, TruncatedNormal, Uniform  # noqa: E
 from initcheck.schemes import variance_scaling  # noqa: E402
 
 
+@contextmanager
+def _precision(dtype: str):
+    """float64 for the duration of a float64 row's traces and calls only."""
+    if dtype == "float64":
+        with jax.enable_x64(True):
+            yield
+    else:
+        yield
+
+
+class _Batched:
+    """``draw_batch`` of a per-key function ``one(key)``: jitted, keys split
+    inside the call (made outside, each is a dispatch of its own), one compile
+    per count; a shorter batch runs the smallest compiled count above it and
+    keeps the first ``count`` draws."""
+
+    def __init__(self, one, target, dtype: str):
+        self._one, self._target, self._dtype = one, target, dtype
+        self._compiled: dict[int, object] = {}
+
+    def _function(self, count: int):
+        def batch(seed):
+            return jax.vmap(self._one)(jax.random.split(jax.random.key(seed), count))
+
+        return jax.jit(batch)
+
+    def __call__(self, seed: int, count: int):
+        larger = [c for c in self._compiled if c >= count]
+        size = min(larger) if larger else count
+        if size not in self._compiled:
+            self._compiled[size] = self._function(size)
+        with _precision(self._dtype), jax.default_device(self._target):
+            batch = self._compiled[size](np.uint32(seed % 2**32))
+            return batch if size == count else batch[:count]
+
+
 def jax_device(device: str):
     """initcheck's ``cpu`` / ``cuda:N`` as a JAX device, or InputError."""
-    if device == "cpu":
-        return jax.devices("cpu")[0]
-    index = int(device.split(":")[1])
-    try:
-        gpus = jax.devices("gpu")
-    except RuntimeError:
-        gpus = []
+    with _backend_warnings_filtered():
+        if device == "cpu":
+            return jax.devices("cpu")[0]
+        index = int(device.split(":")[1])
+        try:
+            gpus = jax.devices("gpu")
+        except RuntimeError:
+            gpus = []
     if index >= len(gpus):
         raise InputError(f"JAX {jax.__version__} cannot use {device}: it sees {len(gpus)} GPU(s)")
     return gpus[index]
@@ -70,7 +136,8 @@ class Jax(Framework):
         return int(fan_in), int(fan_out)
 
     def devices(self):
-        return [f"{d.platform}:{d.id} ({d.device_kind})" for d in jax.devices()]
+        with _backend_warnings_filtered():
+            return [f"{d.platform}:{d.id} ({d.device_kind})" for d in jax.devices()]
 
     def default_rows(self, layer, device, dtype):
         """Flax linen Dense / Conv: kernel lecun_normal (the truncated normal), bias zeros."""
@@ -94,13 +161,19 @@ class Jax(Framework):
 
         def parameter(name):
             def draw(seed: int):
-                with jax.default_device(target):
+                with _precision(dtype), jax.default_device(target):
                     return init(jax.random.key(seed % 2**32), example)["params"][name]
 
             return draw
 
+        def batched(name):
+            # Draw j of a batch is module.init(keys[j], example), the whole
+            # init, of which the row keeps one parameter.
+            return _Batched(lambda key: module.init(key, example)["params"][name], target, dtype)
+
         law = variance_scaling(1.0, "fan_in", "truncated-normal", layer.fan_in, layer.fan_out)
-        kernel = Plan("flax", f"{call}.kernel", law, layer.shape("keras"), device, dtype, parameter("kernel"))
+        kernel = Plan("flax", f"{call}.kernel", law, layer.shape("keras"), device, dtype, parameter("kernel"),
+                      draw_batch=batched("kernel"))
         bias = Plan("flax", f"{call}.bias", Constant(0.0), (layer.out_features,), device, dtype, parameter("bias"),
                     samples=10 * layer.out_features)
         return [("kernel", kernel), ("bias", bias)]
@@ -117,10 +190,11 @@ class Jax(Framework):
         sample = jax.jit(lambda seed: initializer(jax.random.key(seed), shape, dtype))
 
         def draw(seed: int):
-            with jax.default_device(target):
+            with _precision(dtype), jax.default_device(target):
                 return sample(np.uint32(seed % 2**32))
 
-        return Plan(self.name, api, law, shape, device, dtype, draw)
+        draw_batch = _Batched(lambda key: initializer(key, shape, dtype), target, dtype)
+        return Plan(self.name, api, law, shape, device, dtype, draw, draw_batch=draw_batch)
 
 
 def _initializer(spec, layer):
