@@ -8,12 +8,25 @@ be found or imported, it raises, it returns the wrong shape or something that is
 not a real number array) is an :class:`InputError`, so the CLI exits 2 with one
 line and no traceback.  NaN and Inf in a result are not errors: they fail the
 row's ``finite`` check.
+
+A function may draw many small tensors in one call: if it has a parameter named
+``count`` (read once from its signature), initcheck calls it as
+``FUNC(shape, seed, count=K)`` for small shapes and expects K independent draws
+stacked on a new leading axis, an array of shape ``(K, *shape)``; the result is
+checked like a single draw's, and a wrong shape is a one-line InputError naming
+the expected and the returned shape.  One seed then stands for the K draws of
+the call; it is derived from (``--seed``, the row, the call's index), so the
+numbers are still reproducible.  Each of the K draws should be the function's
+real per-draw computation on ``shape`` (e.g. a loop, or ``torch.func.vmap`` /
+``jax.vmap`` over it), not one large tensor reshaped, or fans read off the shape
+are not the layer's.  Functions without ``count`` are called once per draw.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import sys
 from pathlib import Path
 from typing import Callable
@@ -105,4 +118,23 @@ def custom_plan(function: Callable, target: str, law, shape: tuple[int, ...]) ->
             raise InputError(f"{call} raised {_describe(error)}") from None
         return _validated(result, shape, call)
 
-    return Plan("custom", f"{target}(shape, seed)", law, tuple(shape), "?", "?", draw)
+    def draw_batch(seed: int, count: int):
+        call = f"{name}(shape={format_shape(shape)}, seed={seed}, count={count})"
+        try:
+            result = function(tuple(shape), seed, count=count)
+        except Exception as error:
+            raise InputError(f"{call} raised {_describe(error)}") from None
+        return _validated(result, (count, *shape), call)
+
+    batched = accepts_count(function)
+    return Plan("custom", f"{target}(shape, seed{', count' if batched else ''})", law, tuple(shape), "?", "?",
+                draw, draw_batch=draw_batch if batched else None)
+
+
+def accepts_count(function: Callable) -> bool:
+    """Whether ``function`` takes a ``count`` keyword (then it can draw batches)."""
+    try:
+        parameter = inspect.signature(function).parameters.get("count")
+    except (TypeError, ValueError):  # no signature to read (some builtins)
+        return False
+    return parameter is not None and parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
