@@ -28,6 +28,48 @@
 #include <stdint.h>
 #include <string.h>
 
+/* Portability.  The build (setup.py) passes only the flags the compiler
+ * accepts, so nothing here may depend on them:
+ *
+ * IC_CLONES(...)  AVX2/AVX-512 clones picked at run time, where the compiler
+ *                 has target_clones and the platform ifunc: GCC >= 6 or
+ *                 clang >= 14 on x86-64 Linux with glibc; elsewhere one
+ *                 portable version (define IC_NO_CLONES to force that).
+ * IC_SIMD(...)    an `omp simd` pragma for GCC, only when -fopenmp-simd was
+ *                 accepted (setup.py then defines IC_OPENMP_SIMD); clang
+ *                 vectorizes the same loops without it, and warns with it
+ *                 where it cannot.
+ * IC_RESTRICT     C99 restrict, __restrict for MSVC.
+ *
+ * The cell rule must round as grid.py and the NumPy path do: no contraction
+ * of a * b + c into a fused multiply-add (-ffp-contract=off for GCC-style
+ * compilers, the pragmas below for clang and MSVC). */
+#if !defined(IC_NO_CLONES) && defined(__x86_64__) && defined(__linux__) && defined(__GLIBC__) && \
+    ((defined(__clang__) && __clang_major__ >= 14) ||                                        \
+     (!defined(__clang__) && !defined(__INTEL_COMPILER) && defined(__GNUC__) && __GNUC__ >= 6))
+#define IC_CLONES(...) __attribute__((target_clones(__VA_ARGS__)))
+#define IC_CLONE_INFO "AVX-512/AVX2 clones picked at run time"
+#else
+#define IC_CLONES(...)
+#define IC_CLONE_INFO ""
+#endif
+
+#if defined(IC_OPENMP_SIMD) && defined(__GNUC__) && !defined(__clang__)
+#define IC_SIMD(clauses) _Pragma(clauses)
+#else
+#define IC_SIMD(clauses)
+#endif
+
+#if defined(_MSC_VER)
+#define IC_RESTRICT __restrict
+#pragma fp_contract(off)
+#else
+#define IC_RESTRICT restrict
+#endif
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
+
 typedef struct {
     double lo, scale;          /* t = (x - lo) * scale */
     const double *cum, *slope; /* cum[segments + 1], slope[segments] */
@@ -48,11 +90,11 @@ typedef struct {
  * run time where the CPU has them.  NaN or Inf poisons the sums; the caller
  * then takes the careful path, which recomputes everything. */
 #define MOMENTS(T)                                                                      \
-    __attribute__((target_clones("avx512f", "avx2", "default")))                       \
-    static void moments_##T(const T *restrict p, Py_ssize_t n, double ref, accum *a) {  \
+    IC_CLONES("avx512f", "avx2", "default")                                             \
+    static void moments_##T(const T *IC_RESTRICT p, Py_ssize_t n, double ref, accum *a) { \
         double s1 = 0, s2 = 0, s3 = 0, s4 = 0;                                          \
         T low = (T)INFINITY, high = (T)-INFINITY;                                       \
-        _Pragma("omp simd reduction(+:s1,s2,s3,s4) reduction(min:low) reduction(max:high)") \
+        IC_SIMD("omp simd reduction(+:s1,s2,s3,s4) reduction(min:low) reduction(max:high)") \
         for (Py_ssize_t i = 0; i < n; i++) {                                            \
             T v = p[i];                                                                 \
             double d = (double)v - ref, d2 = d * d;                                     \
@@ -71,15 +113,15 @@ typedef struct {
  * one was no faster: the gathers set the pace). */
 #define BLOCK 2048
 #define CELLS(T)                                                                        \
-    __attribute__((target_clones("avx2", "default")))                                  \
-    static void cells_##T(const T *restrict p, Py_ssize_t n, const grid *g,             \
-                          int32_t *restrict out) {                                      \
+    IC_CLONES("avx2", "default")                                                        \
+    static void cells_##T(const T *IC_RESTRICT p, Py_ssize_t n, const grid *g,          \
+                          int32_t *IC_RESTRICT out) {                                   \
         const double segments = (double)g->segments, lo = g->lo, scale = g->scale;      \
-        const double *restrict cum = g->cum, *restrict slope = g->slope;                \
+        const double *IC_RESTRICT cum = g->cum, *IC_RESTRICT slope = g->slope;          \
         const int32_t cells = (int32_t)g->cells;                                        \
         for (Py_ssize_t i = 0; i < n; i++) {                                            \
             double t = ((double)p[i] - lo) * scale;                                     \
-            double tc = t < 0.0 ? 0.0 : (t < segments ? t : 0.0);                      \
+            double tc = t < 0.0 ? 0.0 : (t < segments ? t : 0.0);                       \
             int32_t j = (int32_t)tc;                                                    \
             int32_t k = (int32_t)(cum[j] + (tc - (double)j) * slope[j]);                \
             k = (k < cells ? k : cells - 1) + 1;                                        \
@@ -93,9 +135,9 @@ typedef struct {
  * index is the one cells_##T gives.  Clamping t * step to [-1, cells] and
  * taking floor + 1 yields 0 below lo and cells + 1 at or above hi. */
 #define LINEAR_CELLS(T)                                                                 \
-    __attribute__((target_clones("avx512f", "avx2", "default")))                       \
-    static void linear_cells_##T(const T *restrict p, Py_ssize_t n, const grid *g,      \
-                                 int32_t *restrict out) {                               \
+    IC_CLONES("avx512f", "avx2", "default")                                             \
+    static void linear_cells_##T(const T *IC_RESTRICT p, Py_ssize_t n, const grid *g,   \
+                                 int32_t *IC_RESTRICT out) {                            \
         const double lo = g->lo, scale = g->scale * g->step, top = (double)g->cells;    \
         for (Py_ssize_t i = 0; i < n; i++) {                                            \
             double u = ((double)p[i] - lo) * scale;                                     \
@@ -108,8 +150,8 @@ typedef struct {
 /* Histogram cells; skip_nonfinite is set only on the careful path, where
  * non-finite values are not counted. */
 #define HISTOGRAM(T)                                                                    \
-    static void histogram_##T(const T *restrict p, Py_ssize_t n, const grid *g,         \
-                              int32_t *restrict h, int skip_nonfinite) {                \
+    static void histogram_##T(const T *IC_RESTRICT p, Py_ssize_t n, const grid *g,      \
+                              int32_t *IC_RESTRICT h, int skip_nonfinite) {             \
         int32_t index[BLOCK];                                                           \
         for (Py_ssize_t start = 0; start < n; start += BLOCK) {                         \
             Py_ssize_t m = n - start < BLOCK ? n - start : BLOCK;                       \
@@ -127,7 +169,7 @@ typedef struct {
 
 /* The careful path for a draw holding NaN or Inf: count them, sum the rest. */
 #define CAREFUL(T)                                                                      \
-    static void careful_##T(const T *restrict p, Py_ssize_t n, double ref, accum *a) {  \
+    static void careful_##T(const T *IC_RESTRICT p, Py_ssize_t n, double ref, accum *a) { \
         for (Py_ssize_t i = 0; i < n; i++) {                                            \
             double v = (double)p[i];                                                    \
             if (!isfinite(v)) {                                                         \
@@ -287,9 +329,9 @@ fail_x:
  * range runs without branches (the compiler vectorizes it, with AVX2 and
  * AVX-512 clones picked at run time); the last few values are a scalar tail. */
 #define PRODUCTS(T)                                                                     \
-    __attribute__((target_clones("avx512f", "avx2", "default")))                       \
-    static void products_##T(const T *restrict x, const T *restrict prev, Py_ssize_t n, \
-                             Py_ssize_t L, double ref, double *restrict p, double *s,   \
+    IC_CLONES("avx512f", "avx2", "default")                                             \
+    static void products_##T(const T *IC_RESTRICT x, const T *IC_RESTRICT prev, Py_ssize_t n, \
+                             Py_ssize_t L, double ref, double *IC_RESTRICT p, double *s, \
                              double *sp) {                                              \
         int rows = L > 0 && L < n;                                                      \
         Py_ssize_t m = rows ? n - L : n - 1;                                            \
@@ -350,7 +392,7 @@ fail_x:
 /* out[3][4] += {products, sum of the first members, sum of the second, count},
  * the sums of members derived from the whole sum minus the values left out. */
 #define PAIRS(T)                                                                        \
-    static void pairs_##T(const T *x, const T *prev, Py_ssize_t n, Py_ssize_t L,       \
+    static void pairs_##T(const T *x, const T *prev, Py_ssize_t n, Py_ssize_t L,        \
                           double ref, double *o) {                                      \
         double p[3], s, sp;                                                             \
         products_##T(x, prev, n, L, ref, p, &s, &sp);                                   \
@@ -367,29 +409,50 @@ fail_x:
         }                                                                               \
     }
 
+/* K draws of n values one after another: each draw's pairs as pairs_##T gives
+ * them, draw k's previous draw being draw k - 1 (the given prev for k = 0), so
+ * a batch adds exactly what K calls, one a draw, would add. */
+#define BATCH(T)                                                                        \
+    static void batch_##T(const T *x, const T *prev, Py_ssize_t draws, Py_ssize_t n,    \
+                          Py_ssize_t L, double ref, double *o) {                        \
+        for (Py_ssize_t k = 0; k < draws; k++) {                                        \
+            const T *draw = x + k * n;                                                  \
+            pairs_##T(draw, k ? draw - n : prev, n, L, ref, o);                         \
+        }                                                                               \
+    }
+
 PRODUCTS(float)
 PRODUCTS(double)
 SPAN(float)
 SPAN(double)
 PAIRS(float)
 PAIRS(double)
+BATCH(float)
+BATCH(double)
 
 /*
- * pairs(x, previous, row_length, ref, out)
+ * pairs(x, previous, row_length, ref, out, draw_length=0)
  *
- *   x, previous  contiguous buffers of one dtype (float32 or float64) and size;
- *                previous may be None (the first draw of a row)
- *   out          float64[3][4]; row 0: neighbours (x[i], x[i+1]); row 1: rows
- *                (x[i], x[i + row_length]), row_length = size / shape[0];
- *                row 2: draws (previous[i], x[i]).  Each row += {sum of
- *                products of deviations from ref, the two sums of deviations,
- *                the number of pairs}.
+ *   x            contiguous float32 or float64 buffer: one draw, or K draws of
+ *                draw_length values one after another (a (K, *draw_shape)
+ *                batch); draw_length 0 means the whole of x is one draw
+ *   previous     the draw before x's first (draw_length values of x's dtype),
+ *                or None (the first draw of a row)
+ *   row_length   values per row of a draw (lag_of_rows of its shape; 0: none)
+ *   out          float64[3][4]; row 0: neighbours (x[i], x[i+1]) within a
+ *                draw; row 1: rows (x[i], x[i + row_length]) within a draw;
+ *                row 2: draws (the previous draw's value i, the draw's value
+ *                i), across the batch and from previous to its first draw.
+ *                Each row += {sum of products of deviations from ref, the two
+ *                sums of deviations, the number of pairs}.
+ *
+ * A batch adds exactly what one call per draw would add, in the same order.
  */
 static PyObject *pairs(PyObject *self, PyObject *args) {
     PyObject *xo, *po, *oo;
-    Py_ssize_t row_length;
+    Py_ssize_t row_length, draw_length = 0;
     double ref;
-    if (!PyArg_ParseTuple(args, "OOndO", &xo, &po, &row_length, &ref, &oo)) return NULL;
+    if (!PyArg_ParseTuple(args, "OOndO|n", &xo, &po, &row_length, &ref, &oo, &draw_length)) return NULL;
     Py_buffer x, prev, out;
     int has_prev = po != Py_None;
     if (get_buffer(xo, &x, 0, "x") < 0) return NULL;
@@ -403,18 +466,31 @@ static PyObject *pairs(PyObject *self, PyObject *args) {
         PyErr_Format(PyExc_TypeError, "pairs: x must be float32 or float64, got format '%s'", xf);
         goto fail_all;
     }
-    if (has_prev && (prev.len != x.len || prev.itemsize != x.itemsize)) {
-        PyErr_SetString(PyExc_ValueError, "pairs: previous must match x in size and dtype");
+    Py_ssize_t n = x.len / x.itemsize;
+    if (draw_length < 0 || (draw_length > 0 && n % draw_length != 0)) {
+        PyErr_Format(PyExc_ValueError, "pairs: x holds %zd values, not a whole number of draws of %zd",
+                     n, draw_length);
         goto fail_all;
     }
-    Py_ssize_t n = x.len / x.itemsize;
-    if (row_length < 1) row_length = n;
+    if (draw_length == 0) draw_length = n;
+    if (has_prev) {
+        const char *pf = prev.format ? prev.format : "B";
+        if (pf[0] == '<' || pf[0] == '=' || pf[0] == '@') pf++;
+        if (prev.len != draw_length * x.itemsize || prev.itemsize != x.itemsize || strcmp(pf, xf) != 0) {
+            PyErr_SetString(PyExc_ValueError, "pairs: previous must match one draw of x in size and dtype");
+            goto fail_all;
+        }
+    }
+    Py_ssize_t draws = draw_length > 0 ? n / draw_length : 0;
+    if (row_length < 1) row_length = draw_length;
     double *o = (double *)out.buf;
     Py_BEGIN_ALLOW_THREADS
     if (is_double)
-        pairs_double((const double *)x.buf, has_prev ? (const double *)prev.buf : NULL, n, row_length, ref, o);
+        batch_double((const double *)x.buf, has_prev ? (const double *)prev.buf : NULL, draws, draw_length,
+                     row_length, ref, o);
     else
-        pairs_float((const float *)x.buf, has_prev ? (const float *)prev.buf : NULL, n, row_length, ref, o);
+        batch_float((const float *)x.buf, has_prev ? (const float *)prev.buf : NULL, draws, draw_length,
+                    row_length, ref, o);
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&out);
     if (has_prev) PyBuffer_Release(&prev);
@@ -443,7 +519,7 @@ static PyObject *bit_patterns(PyObject *self, PyObject *args) {
         PyBuffer_Release(&x);
         return NULL;
     }
-    if (x.itemsize != 2 && x.len % 2 != 0) {
+    if (x.itemsize != 2 || x.len % 2 != 0) {
         PyErr_SetString(PyExc_TypeError, "bit_patterns: x must hold 16-bit values");
         goto fail;
     }
@@ -465,13 +541,22 @@ fail:
 
 static PyMethodDef methods[] = {
     {"fold", fold, METH_VARARGS, "fold(x, ref, lo, segment_scale, cum, slope, sums, extremes, counts, hist): see the module source."},
-    {"pairs", pairs, METH_VARARGS, "pairs(x, previous, row_length, ref, out): lag-1 products, see the module source."},
+    {"pairs", pairs, METH_VARARGS,
+     "pairs(x, previous, row_length, ref, out, draw_length=0): lag-1 products, see the module source."},
     {"bit_patterns", bit_patterns, METH_VARARGS, "bit_patterns(x, counts): count 16-bit patterns."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_kernels",
-                                    "One-pass streaming statistics of a draw (see initcheck/reducers.py).",
+                                    "One-pass streaming statistics of a draw (see initcheck/kernels.py).",
                                     -1, methods};
 
-PyMODINIT_FUNC PyInit__kernels(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__kernels(void) {
+    PyObject *m = PyModule_Create(&module);
+    /* how the build went, for initcheck.kernels.PATH: "" when one portable version */
+    if (m && PyModule_AddStringConstant(m, "clones", IC_CLONE_INFO) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
