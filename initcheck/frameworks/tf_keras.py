@@ -10,35 +10,117 @@ Keras documents, and draws:
 * ``TruncatedNormal(mean, stddev)``: cut at mean +- 2 stddev, *no* correction,
   so it can express ``trunc-normal`` only when the bounds are mean +- 2 std.
 
-Kernels are ``(*kernel, in, out)``.  Each draw builds the initializer with an
-integer seed (Keras then draws deterministically) under ``tf.device``.
-TensorFlow's import-time log noise is silenced before the import.
+Kernels are ``(*kernel, in, out)``.  A single draw builds the initializer with
+an integer seed (Keras then draws deterministically) under ``tf.device``.
+
+Small draws come in batches (``Plan.draw_batch``).  Keras documents a
+``keras.random.SeedGenerator`` as the seed that makes one initializer give new
+values on every call; call j of ``X(seed=SeedGenerator(a))`` draws with the
+seed pair ``[a, j]``.  A batch calls the real initializer once per draw, on the
+real per-draw shape, inside one ``tf.function`` (a ``tf.map_fn`` over groups of
+eight calls, compiled once per row), with a seed generator that hands call j
+the pair ``[a, j]`` from a table instead of from a variable, so draw j of the
+batch is bit for bit call j of ``X(seed=SeedGenerator(a))``, with ``a`` from
+the batch's seed.  Graph mode runs the same kernels as eager mode (no XLA:
+XLA draws a truncated normal with another algorithm).  Keras' random functions
+take only an integer or a SeedGenerator as seed, and TensorFlow's
+``vectorized_map`` runs stateless random ops as a sequential loop anyway, so a
+batch is a loop of real calls, not one vectorized op.
+
+Layer defaults build a real ``keras.layers.Dense`` / ``ConvND``, named, so
+Keras' layer-name counters are not advanced.  An unseeded layer's initializer
+takes its seed from Python's ``random`` (``keras.random`` ``make_default_seed``)
+when the layer is constructed, so a draw seeds Python's ``random`` for the
+construction only and restores its state.  The kernel's batch is that same
+sequence without the layers: Keras' ``make_default_seed`` called once per draw
+and the layer's own ``kernel_initializer`` (taken from a real layer) called with
+each of those seeds; it is checked against really built layers once per row
+and falls back to building them if it ever differs.
+
+The caller's process is left as it was: TensorFlow's import-time C++ log noise
+goes to /dev/null during the import only (file descriptor 2 is restored right
+after); ``TF_CPP_MIN_LOG_LEVEL`` is not set, because TensorFlow reads it once,
+at import, and a level set then would silence the caller's own TensorFlow logs
+for good; ``KERAS_BACKEND`` is set to ``tensorflow`` during the import only, and
+only when the caller set none and Keras was not imported yet.  Keras imported
+with another backend makes every Keras row an :class:`InputError`.  TensorFlow's
+Python warnings are filtered (a logging filter, the logger's level untouched)
+only while this adapter imports, traces or starts devices.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import logging
 import math
 import os
+import random
+import sys
+from contextlib import contextmanager
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+import numpy as np
 
-from initcheck.errors import InputError  # noqa: E402
-from initcheck.frameworks import scaling  # noqa: E402
-from initcheck.frameworks.base import Framework, Plan, Skip, native_stderr_silenced  # noqa: E402
+from initcheck.errors import InputError
+from initcheck.frameworks import scaling
+from initcheck.frameworks.base import Framework, Plan, Skip, native_stderr_silenced
+from initcheck.laws import Constant, TruncatedNormal, Uniform
 
-with native_stderr_silenced():
-    import tensorflow as tf
-    import keras
 
-    tf.config.list_physical_devices()  # device discovery logs too ("failed call to cuInit")
-    tf.zeros(1)  # and so does the first op, which creates the context
+class _BelowError(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR
 
-tf.get_logger().setLevel("ERROR")
 
-from initcheck.laws import Constant, TruncatedNormal, Uniform  # noqa: E402
+@contextmanager
+def _quiet(native: bool = True):
+    """TensorFlow's Python warnings (and with ``native`` its C++ logging on fd 2)
+    kept out for the duration only; the logger's level is not changed."""
+    logger, quiet = logging.getLogger("tensorflow"), _BelowError()
+    logger.addFilter(quiet)
+    try:
+        if native:
+            with native_stderr_silenced():
+                yield
+        else:
+            yield
+    finally:
+        logger.removeFilter(quiet)
+
+
+def _import():
+    """tensorflow and keras, imported without leaving settings behind."""
+    keras_imported = "keras" in sys.modules
+    choose_backend = not keras_imported and "KERAS_BACKEND" not in os.environ
+    if choose_backend:
+        os.environ["KERAS_BACKEND"] = "tensorflow"
+    try:
+        with _quiet():
+            import tensorflow as tf
+            import keras
+    finally:
+        if choose_backend:
+            os.environ.pop("KERAS_BACKEND", None)
+    backend = keras.backend.backend()
+    problem = None
+    if backend != "tensorflow":
+        how = "already imported" if keras_imported else f"imported (KERAS_BACKEND or keras.json say {backend})"
+        problem = f"keras is {how} with the {backend} backend; the keras framework needs tensorflow"
+    return tf, keras, problem
+
+
+tf, keras, _BACKEND_PROBLEM = _import()
+
+from keras.src.random.seed_generator import make_default_seed  # noqa: E402
 
 _CLASS = {"glorot": "Glorot", "he": "He", "lecun": "Lecun"}
+#: Real initializer calls traced into one step of a batch's loop: fewer loop
+#: steps per draw, a trace still short.
+_GROUP = 8
+#: Keras casts seed pairs to int32 with floormod(seed, 2**31 - 2).
+_SEED_MODULUS = 2**31 - 2
+_PLAN_FIELDS = {field.name for field in dataclasses.fields(Plan)}
+_started = False
 
 
 def tf_device(device: str) -> str:
@@ -46,8 +128,119 @@ def tf_device(device: str) -> str:
     return "/CPU:0" if device == "cpu" else f"/GPU:{device.split(':')[1]}"
 
 
+def _start() -> None:
+    """Create TensorFlow's context (it logs its devices as it does) quietly, once."""
+    global _started
+    if not _started:
+        with _quiet():
+            tf.config.list_logical_devices()
+        _started = True
+
+
+def _plan(*args, draw_batch=None, **kwargs) -> Plan:
+    if draw_batch is not None and "draw_batch" in _PLAN_FIELDS:
+        kwargs["draw_batch"] = draw_batch
+    return Plan(*args, **kwargs)
+
+
 def _call_text(name: str, kwargs: dict) -> str:
     return f"keras.initializers.{name}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})"
+
+
+@contextmanager
+def python_random_seeded(seed: int):
+    """Python's ``random`` seeded with ``seed`` for the duration; its state restored after."""
+    saved = random.getstate()
+    random.seed(seed)
+    try:
+        yield
+    finally:
+        random.setstate(saved)
+
+
+class SeedTable(keras.random.SeedGenerator):
+    """A ``keras.random.SeedGenerator`` whose ``next()`` gives the seed pair set
+    in :attr:`current` (a traced int32 tensor), so a traced loop can hand each
+    real initializer call its own pair without a variable between the calls.
+    Keras' ``draw_seed`` takes any SeedGenerator's ``next()`` as the seed."""
+
+    def __init__(self):  # no state variable and no name: the table is the state
+        self.current = None
+
+    def next(self, ordered=True):
+        return self.current
+
+
+class Batcher:
+    """``draws(pairs)``: the initializer called once per seed pair, on ``shape``.
+
+    ``initializer`` is a real Keras initializer; a shallow copy of it, with a
+    :class:`SeedTable` as its seed, is what the traced loop calls, so its class
+    and every setting stay the initializer's own.  ``pairs`` is an int32 array
+    ``(count, 2)``; the result is ``(count, *shape)``, draw j made with pair j.
+    """
+
+    def __init__(self, initializer, shape: tuple[int, ...], dtype: str, device: str):
+        self.shape, self.dtype, self.device = tuple(shape), dtype, tf_device(device)
+        table = SeedTable()
+        called = copy.copy(initializer)
+        called.seed = table
+        group_shape = tf.TensorSpec([_GROUP, *self.shape], tf.as_dtype(dtype))
+
+        def group(pairs):
+            drawn = []
+            for j in range(_GROUP):
+                table.current = pairs[j]
+                drawn.append(called(self.shape, dtype=dtype))
+            return tf.stack(drawn)
+
+        @tf.function(autograph=False, input_signature=[tf.TensorSpec([None, _GROUP, 2], tf.int32)])
+        def loop(groups):
+            drawn = tf.map_fn(group, groups, fn_output_signature=group_shape, parallel_iterations=1)
+            return tf.reshape(drawn, [-1, *self.shape])
+
+        self._loop = loop
+        self._traced = False
+
+    def draws(self, pairs: np.ndarray):
+        count = len(pairs)
+        padded = -count % _GROUP
+        if padded:
+            pairs = np.concatenate([pairs, np.repeat(pairs[-1:], padded, axis=0)])
+        groups = np.ascontiguousarray(pairs, dtype=np.int32).reshape(-1, _GROUP, 2)
+        if not self._traced:
+            _start()
+            with _quiet(), tf.device(self.device):
+                out = self._loop(groups)
+            self._traced = True
+        else:
+            with tf.device(self.device):
+                out = self._loop(groups)
+        return out[:count] if padded else out
+
+
+def generator_pairs(a: int, count: int) -> np.ndarray:
+    """The seed pairs of the first ``count`` calls of ``SeedGenerator(a)``, as Keras casts them."""
+    pairs = np.zeros((count, 2), dtype=np.int64)
+    pairs[:, 0] = a % _SEED_MODULUS
+    pairs[:, 1] = np.arange(count) % _SEED_MODULUS
+    return pairs.astype(np.int32)
+
+
+def default_seed_pairs(seed: int, count: int) -> np.ndarray:
+    """The pairs of ``count`` unseeded initializers built one after another with
+    Python's ``random`` seeded with ``seed``: ``[make_default_seed(), 0]`` each,
+    Python's ``random`` restored after."""
+    with python_random_seeded(seed):
+        firsts = [make_default_seed() for _ in range(count)]
+    pairs = np.zeros((count, 2), dtype=np.int64)
+    pairs[:, 0] = np.asarray(firsts, dtype=np.int64) % _SEED_MODULUS
+    return pairs.astype(np.int32)
+
+
+def _batch_seed(seed: int) -> int:
+    """The integer seed of a draw or a batch, as Keras takes it."""
+    return seed % (2**31 - 1)
 
 
 class Keras(Framework):
@@ -57,10 +250,17 @@ class Keras(Framework):
     def version(self) -> str:
         return f"keras {keras.__version__} (tensorflow {tf.__version__})"
 
+    @staticmethod
+    def _require_tensorflow() -> None:
+        if _BACKEND_PROBLEM:
+            raise InputError(_BACKEND_PROBLEM)
+
     def check_device(self, device: str) -> None:
+        self._require_tensorflow()
         if device == "cpu":
             return
-        gpus = tf.config.list_physical_devices("GPU")
+        with _quiet():
+            gpus = tf.config.list_physical_devices("GPU")
         index = int(device.split(":")[1])
         if index >= len(gpus):
             raise InputError(f"Keras/TensorFlow {tf.__version__} cannot use {device}: it sees {len(gpus)} GPU(s)")
@@ -71,10 +271,13 @@ class Keras(Framework):
         return compute_fans(layer.shape("keras"))
 
     def devices(self):
-        return [f"{d.device_type}:{d.name.rsplit(':', 1)[-1]}" for d in tf.config.list_physical_devices()]
+        with _quiet():
+            found = tf.config.list_physical_devices()
+        return [f"{d.device_type}:{d.name.rsplit(':', 1)[-1]}" for d in found]
 
     def default_rows(self, layer, device, dtype):
         """Dense / ConvND: kernel GlorotUniform, U(+-sqrt(6 / (fan_in + fan_out))); bias zeros."""
+        self._require_tensorflow()
         if len(layer.kernel) > 3:
             return [("kernel", Skip(self.name, "keras.layers", f"keras.layers has no {len(layer.kernel)}-d convolution"))]
         if layer.kernel:
@@ -85,24 +288,36 @@ class Keras(Framework):
             name, args, input_shape = "Dense", (layer.out_features,), (None, layer.in_features)
         call = f"keras.layers.{name}({', '.join(map(str, args))})"
         bound = math.sqrt(6.0 / (layer.fan_in + layer.fan_out))
+        layer_class = getattr(keras.layers, name)
+        shape = layer.shape("keras")
+
+        def construct():
+            # named, so Keras' layer-name counters stay where the caller left them
+            built = layer_class(*args, dtype=dtype, name=f"initcheck_{name.lower()}")
+            built.build(input_shape)
+            return built
+
+        def build(seed: int):
+            """One real layer, its unseeded initializers seeded from Python's random."""
+            _start()
+            with python_random_seeded(seed), tf.device(tf_device(device)):
+                return construct()
 
         def parameter(attribute):
             def draw(seed: int):
-                keras.utils.set_random_seed(seed % (2**31 - 1))  # unseeded layers draw from the global seed
-                with tf.device(tf_device(device)):
-                    built = getattr(keras.layers, name)(*args, dtype=dtype)
-                    built.build(input_shape)
-                    return tf.convert_to_tensor(getattr(built, attribute))
+                return tf.convert_to_tensor(getattr(build(seed), attribute))
 
             return draw
 
-        kernel = Plan(self.name, f"{call}.kernel", Uniform(-bound, bound), layer.shape("keras"), device, dtype,
-                      parameter("kernel"))
-        bias = Plan(self.name, f"{call}.bias", Constant(0.0), (layer.out_features,), device, dtype,
-                    parameter("bias"), samples=10 * layer.out_features)
+        kernel_batch = _LayerKernels(construct, shape, dtype, device)
+        kernel = _plan(self.name, f"{call}.kernel", Uniform(-bound, bound), shape, device, dtype,
+                       parameter("kernel"), draw_batch=kernel_batch)
+        bias = _plan(self.name, f"{call}.bias", Constant(0.0), (layer.out_features,), device, dtype,
+                     parameter("bias"), samples=10 * layer.out_features)
         return [("kernel", kernel), ("bias", bias)]
 
     def plan(self, spec, layer, device, dtype):
+        self._require_tensorflow()
         shape = layer.shape("keras")
         found = _initializer(spec, layer)
         if isinstance(found, str):
@@ -111,11 +326,58 @@ class Keras(Framework):
         initializer_class = getattr(keras.initializers, name)
 
         def draw(seed: int):
-            initializer = initializer_class(**kwargs, seed=seed % (2**31 - 1))
+            _start()
+            initializer = initializer_class(**kwargs, seed=_batch_seed(seed))
             with tf.device(tf_device(device)):
                 return initializer(shape, dtype=dtype)
 
-        return Plan(self.name, _call_text(name, kwargs), law, shape, device, dtype, draw)
+        batcher = None
+
+        def draw_batch(seed: int, count: int):
+            """Calls 0 .. count-1 of ``initializer_class(**kwargs, seed=SeedGenerator(seed'))``."""
+            nonlocal batcher
+            if batcher is None:
+                batcher = Batcher(initializer_class(**kwargs, seed=0), shape, dtype, device)
+            return batcher.draws(generator_pairs(_batch_seed(seed), count))
+
+        return _plan(self.name, _call_text(name, kwargs), law, shape, device, dtype, draw, draw_batch=draw_batch)
+
+
+class _LayerKernels:
+    """``draw_batch`` of a layer's default kernel: draw j is the kernel of the
+    j-th of ``count`` unseeded layers built one after another with Python's
+    ``random`` seeded with the batch's seed.
+
+    The layers' own ``kernel_initializer`` (from a real layer) is called with
+    the seeds those layers would take; on the first batch the first two draws
+    are compared with two really built layers, and should they ever differ
+    (a Keras whose layer does more than call its initializer) every draw
+    builds its layer."""
+
+    def __init__(self, construct, shape, dtype, device):
+        self.construct, self.shape, self.dtype, self.device = construct, tuple(shape), dtype, device
+        self.batcher = None
+        self.faithful = None
+
+    def built(self, seed: int, count: int):
+        _start()
+        with python_random_seeded(seed), tf.device(tf_device(self.device)):
+            return tf.stack([tf.convert_to_tensor(self.construct().kernel) for _ in range(count)])
+
+    def __call__(self, seed: int, count: int):
+        if self.faithful is False:
+            return self.built(seed, count)
+        if self.batcher is None:
+            with python_random_seeded(0):
+                own = self.construct().kernel_initializer
+            self.batcher = Batcher(own, self.shape, self.dtype, self.device)
+        drawn = self.batcher.draws(default_seed_pairs(seed, count))
+        if self.faithful is None:
+            check = min(count, 2)
+            self.faithful = bool(np.array_equal(np.asarray(drawn[:check]), np.asarray(self.built(seed, check))))
+            if not self.faithful:
+                return self.built(seed, count)
+        return drawn
 
 
 def _initializer(spec, layer):
