@@ -11,8 +11,10 @@ one table and exits 0 (all passed), 1 (a check failed) or 2 (bad input).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
+import signal
 import sys
 from dataclasses import dataclass
 
@@ -26,6 +28,7 @@ from initcheck.frameworks.base import DTYPES, Plan, parse_device
 from initcheck.layers import LAYOUTS, Layer, parse_shape
 from initcheck.report import (
     environment,
+    NOTHING_CHECKED,
     exit_code,
     json_report,
     make_console,
@@ -166,20 +169,24 @@ def execute(rows: list[Row], opts: Options, frameworks: list, title: str) -> int
 
         require_matplotlib()
     samples = opts.sample_count if opts.detect_error is None else detect_samples(rows, opts)
-    outcome = run(rows, samples, opts.seed, opts.alpha, show_progress=opts.progress, strict=opts.strict)
+    with stop_signals() as stopped:
+        outcome = run(rows, samples, opts.seed, opts.alpha, show_progress=opts.progress, strict=opts.strict)
     results = outcome.results
-    code = 130 if outcome.interrupted else exit_code(results)
+    code = (143 if stopped.signal == "SIGTERM" else 130) if outcome.interrupted else exit_code(results)
     if code or not opts.quiet:
         console = make_console()
         render_table(results, console, title + (" (PARTIAL: interrupted)" if outcome.interrupted else ""))
         render_footer(results, opts.alpha, console)
-    settings = {"samples": samples, "seed": opts.seed, "alpha": opts.alpha, "device": opts.device,
-                "strict": opts.strict, "interrupted": outcome.interrupted}
+    if code == NOTHING_CHECKED:
+        click.echo(f"initcheck: nothing was checked: every row was skipped (exit {NOTHING_CHECKED})", err=True)
+    asked = {row.samples or samples for row in rows}
+    settings = {"samples": asked.pop() if len(asked) == 1 else "per row", "seed": opts.seed, "alpha": opts.alpha,
+                "device": opts.device, "strict": opts.strict, "interrupted": outcome.interrupted}
     try:
         if opts.json_path or opts.junit_path:
             env = environment(frameworks)
             if opts.json_path:
-                write_json(opts.json_path, json_report(results, settings, env))
+                write_json(opts.json_path, json_report(results, settings, env, code))
             if opts.junit_path:
                 from initcheck.junit import write_junit
 
@@ -192,6 +199,34 @@ def execute(rows: list[Row], opts: Options, frameworks: list, title: str) -> int
     except OSError as error:
         raise InputError(f"cannot write {error.filename or 'a report'}: {error.strerror}") from None
     return code
+
+
+class _Stopped:
+    """Which signal stopped the run, if any."""
+
+    signal: str | None = None
+
+
+@contextlib.contextmanager
+def stop_signals():
+    """SIGTERM stops a run as Ctrl-C does (the rows drawn so far are checked and
+    reported) and the command then exits 143; the previous handler comes back
+    afterwards."""
+    stopped = _Stopped()
+
+    def on_term(number, frame):
+        stopped.signal = "SIGTERM"
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, on_term)
+    except ValueError:  # not the main thread: leave signals alone
+        yield stopped
+        return
+    try:
+        yield stopped
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def writable_file(path: str, option: str) -> None:

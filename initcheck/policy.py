@@ -136,7 +136,7 @@ def _verdict(row: Sampled, checks: list[CheckResult], bonferroni_level: float, s
     return RowResult(
         initializer=row.initializer, layer=row.layer, framework=row.framework, api=row.api, shape=row.shape,
         device=row.device, dtype=row.dtype, law=row.law, summary=row.summary, checks=tuple(checks),
-        verdict=verdict, reason=reason, seconds=row.seconds, partial=row.partial,
+        verdict=verdict, reason=reason, seconds=row.seconds, partial=row.partial, name=row.name, samples=row.samples,
     )
 
 

@@ -1,7 +1,8 @@
 """Present results: the rich table, the JSON report and the exit code.
 
 Exit codes: 0 when nothing failed, 1 when any check failed, 2 for usage and
-input errors (raised before any row runs).
+input errors (raised before any row runs), 3 when every row was skipped
+(nothing was checked), 130 after Ctrl-C and 143 after SIGTERM.
 """
 
 from __future__ import annotations
@@ -29,8 +30,15 @@ def make_console() -> Console:
     return console if console.is_terminal else Console(width=160)
 
 
+#: Exit code of a command whose every row was skipped: it checked nothing.
+NOTHING_CHECKED = 3
+
+
 def exit_code(results: list[RowResult]) -> int:
-    return 1 if any(r.verdict == "FAIL" for r in results) else 0
+    """1 when any row failed, 3 when every row was skipped, else 0."""
+    if any(r.verdict == "FAIL" for r in results):
+        return 1
+    return NOTHING_CHECKED if all(r.verdict == "SKIP" for r in results) else 0
 
 
 def _mark(passed: bool | None) -> str:
@@ -86,7 +94,7 @@ def render_table(results: list[RowResult], console: Console, title: str = "") ->
             verdict.append(f"\n{result.reason}", style="default")
         table.add_row(
             who,
-            f"{result.initializer}\n{result.layer}{where}",
+            (f"{result.name}\n" if result.name else "") + f"{result.initializer}\n{result.layer}{where}",
             result.law.describe() if result.law else "",
             *_cells(result),
             verdict,
@@ -125,7 +133,9 @@ def environment(frameworks) -> dict:
     }
 
 
-def json_report(results: list[RowResult], settings: dict, env: dict) -> dict:
+def json_report(results: list[RowResult], settings: dict, env: dict, code: int | None = None) -> dict:
+    """The report of schema initcheck-report/2; ``code`` is the process's exit
+    code when it is not the results' own (after Ctrl-C or SIGTERM)."""
     counts = {v.lower(): sum(r.verdict == v for r in results) for v in _VERDICT_STYLE}
     return {
         "schema": REPORT_SCHEMA,
@@ -134,7 +144,7 @@ def json_report(results: list[RowResult], settings: dict, env: dict) -> dict:
         "environment": env,
         "settings": settings,
         "verdicts": counts,
-        "exit_code": exit_code(results),
+        "exit_code": exit_code(results) if code is None else code,
         "rows": [r.to_dict() for r in results],
     }
 

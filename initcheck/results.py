@@ -28,6 +28,8 @@ class Sampled:
     reason: str = ""
     seconds: float = 0.0
     partial: bool = False
+    name: str = ""
+    samples: int = 0
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,10 @@ class RowResult:
     reason: str = ""
     seconds: float = 0.0
     partial: bool = False
+    #: The suite check's name, when the row came from one.
+    name: str = ""
+    #: Values asked for (the row draws whole tensors, so ``summary.total`` may be a little more).
+    samples: int = 0
 
     def __bool__(self) -> bool:
         return self.verdict != "FAIL"
@@ -82,6 +88,8 @@ class RowResult:
     def to_dict(self) -> dict:
         return {
             "key": self.key,
+            "name": self.name,
+            "samples": self.samples,
             "initializer": self.initializer,
             "layer": self.layer,
             "framework": self.framework,

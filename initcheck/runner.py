@@ -29,6 +29,8 @@ class Row:
     plan: Plan | Skip
     #: Values to draw for this row, when not the command's (a suite check's ``samples``).
     samples: int | None = None
+    #: The suite check's ``name``, shown with the row; empty elsewhere.
+    name: str = ""
 
 
 def run(
@@ -46,7 +48,8 @@ def run(
     try:
         for row in rows:
             plan = row.plan
-            done = Sampled(row.initializer, row.layer, plan.framework, plan.api, plan.shape, plan.device, plan.dtype)
+            done = Sampled(row.initializer, row.layer, plan.framework, plan.api, plan.shape, plan.device, plan.dtype,
+                           name=row.name, samples=row.samples or samples)
             sampled.append(done)
             if isinstance(plan, Skip):
                 done.reason = plan.reason

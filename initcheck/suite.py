@@ -260,6 +260,7 @@ def _expand(check: dict, where: str, base: Path, samples_override: int | None) -
         combo = {**{k: v for k, v in check.items() if k not in MATRIX_KEYS}, **dict(zip(matrix, values))}
         for row in _combination_rows(scheme, combo, shapes, layers, frameworks, base, where):
             row.samples = samples
+            row.name = check.get("name", "")
             rows.append(row)
     return rows, frameworks
 

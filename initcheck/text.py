@@ -41,7 +41,8 @@ def _signed(value: float, decimals: int = 2) -> str:
 
 def row_label(result: RowResult) -> str:
     """``initializer | layer | dtype device``, each flattened to one line."""
-    parts = [flat(result.initializer), flat(result.layer)]
+    parts = [flat(result.name)] if result.name else []
+    parts += [flat(result.initializer), flat(result.layer)]
     where = " ".join(p for p in (result.dtype, result.device) if p and p != "?")
     if where:
         parts.append(flat(where))

@@ -67,8 +67,6 @@ def custom_file(tmp_path):
     return str(path)
 
 
-
-
 def test_xavier_passes_on_torch_and_reference(capsys, tmp_path):
     report = tmp_path / "report.json"
     code, out, err = run_cli(

@@ -112,8 +112,6 @@ def test_tensorflow_style_dlpack_arrays_reach_the_torch_reducer():
     compare(host.summary(), device.summary())
 
 
-
-
 @pytest.mark.parametrize("framework", ["torch", "jax"])
 @pytest.mark.parametrize("dist", ["normal", "uniform"])
 def test_xavier_on_cuda_passes_and_says_where_it_ran(capsys, tmp_path, dist, framework):

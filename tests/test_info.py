@@ -20,8 +20,6 @@ from helpers import run_cli
 FRAMEWORKS = ("torch", "keras", "jax")
 
 
-
-
 def fan_cells(out: str, fan_in: int, fan_out: int) -> int:
     """How many table cells print ``fan_in, fan_out`` as fans (not inside a shape)."""
     return len(re.findall(rf"(?<![(\d]){fan_in}, {fan_out}(?![\d)])", out))

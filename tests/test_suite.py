@@ -20,8 +20,6 @@ def write(tmp_path, text, name="suite.toml"):
     return path
 
 
-
-
 def test_matrix_keys_expand_into_the_cross_product(tmp_path):
     path = write(tmp_path, """
         [defaults]

@@ -1,0 +1,78 @@
+"""What the exit code and the reports say agrees with what happened: every row
+skipped, a run stopped by Ctrl-C or SIGTERM, a suite's N, a check's name."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from helpers import run_cli
+
+
+def test_a_command_whose_every_row_is_skipped_exits_3(capsys, tmp_path):
+    report = tmp_path / "r.json"
+    code, out, err = run_cli(capsys, "kaiming", "--mode", "fan_avg", "-f", "torch", "--fan-in", "10",
+                             "--fan-out", "10", "-n", "1e4", "--json", report)
+    assert code == 3
+    assert err.strip().splitlines()[-1] == "initcheck: nothing was checked: every row was skipped (exit 3)"
+    assert "SKIP" in out and json.loads(report.read_text())["exit_code"] == 3
+
+
+def test_a_suite_records_its_own_n_and_names_its_checks(capsys, tmp_path):
+    suite = tmp_path / "s.toml"
+    suite.write_text(textwrap.dedent("""
+        [[check]]
+        name = "glorot-small"
+        scheme = "xavier"
+        dist = "uniform"
+        frameworks = ["reference"]
+        fans = [[64, 32]]
+        samples = "2e4"
+
+        [[check]]
+        name = "he-big"
+        scheme = "kaiming"
+        dist = "normal"
+        frameworks = ["reference"]
+        fans = [[64, 32]]
+        samples = "3e4"
+    """))
+    report, junit = tmp_path / "r.json", tmp_path / "r.xml"
+    code, out, err = run_cli(capsys, "suite", suite, "--json", report, "--junit", junit, "--no-progress")
+    assert code == 0, out + err
+    data = json.loads(report.read_text())
+    assert data["settings"]["samples"] == "per row"
+    assert [(r["name"], r["samples"]) for r in data["rows"]] == [("glorot-small", 20_000), ("he-big", 30_000)]
+    assert "glorot-small" in out and "he-big" in out
+    assert 'name="glorot-small | xavier uniform' in junit.read_text()
+
+    code, out, err = run_cli(capsys, "suite", suite, "--json", report, "-n", "5e4", "--no-progress")
+    data = json.loads(report.read_text())
+    assert data["settings"]["samples"] == 50_000 and {r["samples"] for r in data["rows"]} == {50_000}
+
+
+@pytest.mark.parametrize("stop, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_stopped_run_is_checked_reported_and_exits_with_the_signal(tmp_path, stop, code):
+    """Ctrl-C and SIGTERM: the row in progress is checked on what it drew, the
+    table is printed, the JSON says the process's exit code."""
+    report = tmp_path / "r.json"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "initcheck", "xavier", "--dist", "normal", "--fan-in", "784", "--fan-out", "256",
+         "-f", "reference", "-n", "1e10", "--no-progress", "--json", str(report)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    time.sleep(4.0)  # imports, then a few draws
+    process.send_signal(stop)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == code, out + err
+    assert "PARTIAL" in out and "Traceback" not in err
+    data = json.loads(report.read_text())
+    assert data["exit_code"] == code and data["settings"]["interrupted"] is True
+    (row,) = data["rows"]
+    assert row["partial"] and row["verdict"] == "PASS" and row["statistics"]["count"] > 0
