@@ -44,7 +44,7 @@ from initcheck.summary import Summary
 
 
 #: Values in one batch of small draws.
-BATCH_VALUES = 1 << 21
+BATCH_VALUES = 1 << 20
 #: Draws a batch must hold for a row to be drawn in batches; larger draws are
 #: drawn one call each (their per-call cost is already small beside the sampling).
 MIN_BATCH_DRAWS = 16

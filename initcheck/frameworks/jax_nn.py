@@ -151,25 +151,29 @@ class Jax(Framework):
         if layer.kernel:
             module = nn.Conv(layer.out_features, layer.kernel, padding="VALID", dtype=dtype, param_dtype=dtype)
             call = f"flax.linen.Conv({layer.out_features}, {layer.kernel})"
-            example = jnp.ones((1, *layer.kernel, layer.in_features), dtype)
+            example = (1, *layer.kernel, layer.in_features)
         else:
             module = nn.Dense(layer.out_features, dtype=dtype, param_dtype=dtype)
             call = f"flax.linen.Dense({layer.out_features})"
-            example = jnp.ones((1, layer.in_features), dtype)
+            example = (1, layer.in_features)
         target = jax_device(device)
-        init = jax.jit(module.init)
+
+        def initialized(key):  # the input made in the trace, at the row's precision
+            return module.init(key, jnp.ones(example, dtype))["params"]
+
+        init = jax.jit(lambda seed: initialized(jax.random.key(seed)))
 
         def parameter(name):
             def draw(seed: int):
                 with _precision(dtype), jax.default_device(target):
-                    return init(jax.random.key(seed % 2**32), example)["params"][name]
+                    return init(np.uint32(seed % 2**32))[name]
 
             return draw
 
         def batched(name):
-            # Draw j of a batch is module.init(keys[j], example), the whole
-            # init, of which the row keeps one parameter.
-            return _Batched(lambda key: module.init(key, example)["params"][name], target, dtype)
+            # Draw j of a batch is module.init(keys[j], x), the whole init, of
+            # which the row keeps one parameter.
+            return _Batched(lambda key: initialized(key)[name], target, dtype)
 
         law = variance_scaling(1.0, "fan_in", "truncated-normal", layer.fan_in, layer.fan_out)
         kernel = Plan("flax", f"{call}.kernel", law, layer.shape("keras"), device, dtype, parameter("kernel"),
