@@ -14,6 +14,7 @@ from rich.table import Table
 
 import initcheck
 from initcheck import frameworks as registry
+from initcheck import kernels
 from initcheck.layers import format_shape
 from initcheck.schemes import NONLINEARITIES, gain
 
@@ -91,6 +92,7 @@ def environment_table(frameworks_wanted=None) -> Table:
     table.add_row("python", f"{platform.python_version()} ({platform.platform()})")
     for package in ("numpy", "scipy", "click", "rich"):
         table.add_row(package, importlib.metadata.version(package))
+    table.add_row("fold path", kernels.PATH)
     for name in registry.ADAPTERS:
         if name == "reference":
             continue

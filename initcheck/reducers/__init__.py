@@ -1,19 +1,23 @@
 """Fold draws into a :class:`~initcheck.summary.Summary` where they live.
 
 A reducer owns the running statistics of one row.  ``fold(x)`` adds one draw and
-keeps nothing of it; ``summary()`` returns the host-side :class:`Summary`.
+keeps nothing of it; ``fold(x, draws=K)`` adds K draws stacked along x's first
+axis, shape ``(K, *draw_shape)``, with exactly the statistics of K single folds
+(lag-1 pairs within each draw, between its rows, and between consecutive draws,
+across batches too); ``summary()`` returns the host-side :class:`Summary`.
 
 * :class:`~initcheck.reducers.host.HostReducer` handles every array that lives
   in host memory (NumPy, CPU tensors of PyTorch/TensorFlow/JAX, seen as NumPy
-  without a copy); :class:`~initcheck.reducers.host.PatternReducer` counts the
-  bit patterns of 16-bit draws.
+  without a copy) with :mod:`initcheck.kernels` (the C kernel, or NumPy where
+  it was not built); :class:`~initcheck.reducers.host.PatternReducer` counts
+  the bit patterns of 16-bit draws.
 * Arrays on an accelerator are reduced on that accelerator
   (:mod:`initcheck.reducers.backends`); only scalars and the histogram come
   back to the host, once, at the end.
 
-:func:`reducer_for` picks the right one from the first draw of a row.  The
-reducers know nothing of the framework adapters, and the adapters nothing of
-the reducers.
+:func:`reducer_for` picks the right one from the first draw (or batch) of a
+row.  The reducers know nothing of the framework adapters, and the adapters
+nothing of the reducers.
 """
 
 from __future__ import annotations

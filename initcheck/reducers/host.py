@@ -1,10 +1,17 @@
-"""Reducers of host memory: every float32/float64 draw through the C kernel,
+"""Reducers of host memory: every float32/float64 draw through the fold kernel,
 16-bit draws by exact bit-pattern counts.
 
-:class:`HostReducer`'s kernel (``initcheck/_kernels.c``) makes one pass over
-the draw and releases the GIL, so the runner folds draw i on one core while
-the framework samples draw i+1 on the other.  Power sums are accumulated in
-float64 whatever the sample dtype.
+:class:`HostReducer`'s kernel (:mod:`initcheck.kernels`: the C extension
+``initcheck/_kernels.c`` where it was built, else its NumPy twin) makes one
+pass over the draw; the C one releases the GIL, so the runner folds draw i on
+one core while the framework samples draw i+1 on the other.  Power sums are
+accumulated in float64 whatever the sample dtype.
+
+Both reducers take a batch of draws at once, ``fold(x, draws=K)`` with x of
+shape ``(K, *draw_shape)``, and give exactly the statistics of K single folds:
+one kernel call for the whole batch, lag-1 pairs within each draw and between
+consecutive draws (across batches too).  A draw holding NaN or Inf adds no
+pairs and is no one's neighbour, in a batch as alone.
 """
 
 from __future__ import annotations
@@ -13,15 +20,15 @@ import math
 
 import numpy as np
 
-from initcheck import _kernels
-from initcheck.reducers.shapes import as_host_array, lag_of_rows
+from initcheck import kernels
+from initcheck.reducers.shapes import as_host_array, batch_shape, lag_of_rows
 from initcheck.grid import Grid
 from initcheck.laws import Law
 from initcheck.summary import Summary
 
 
 class HostReducer:
-    """Streaming statistics of host arrays, one pass of ``_kernels.fold`` per draw.
+    """Streaming statistics of host arrays, one pass of ``kernels.fold`` per draw or batch.
 
     The kernel counts cells in an int32 histogram (what the scattered adds cost
     is cache footprint); the counts move into the int64 summary before any cell
@@ -41,40 +48,30 @@ class HostReducer:
         self._counts = np.zeros(4, dtype=np.int64)  # finite, NaN, +Inf, -Inf
         self._cells = np.zeros(grid.cells + 2, dtype=np.int32)
         self._unflushed = 0
-        self._previous: np.ndarray | None = None
+        self._chain = PairChain(self._summary.ref, self._summary.pairs)
 
-    def fold(self, x) -> None:
-        row_length = lag_of_rows(x.shape)
+    def fold(self, x, draws: int | None = None) -> None:
+        """Fold one draw, or with ``draws=K`` the K draws stacked along x's first axis."""
+        count, draw_shape = batch_shape(x.shape, draws)
+        row_length = lag_of_rows(draw_shape)
         x = as_host_array(x)
         if x.dtype not in (np.float32, np.float64):
             x = x.astype(np.float64)
-        nonfinite_before = self._counts[1:].sum()
+        counts = self._counts
+        nonfinite_before = int(counts[1]) + int(counts[2]) + int(counts[3])
         s = self._summary
         for start in range(0, x.size, self.flush_every):
             part = x[start : start + self.flush_every]
             if self._unflushed + part.size > self.flush_every:
                 self._flush()
             g = s.grid
-            _kernels.fold(
-                part, s.ref, g.lo, g.segment_scale, g.cum, self._slope, s.sums, self._extremes, self._counts, self._cells
+            kernels.fold(
+                part, s.ref, g.lo, g.segment_scale, g.cum, self._slope, s.sums, self._extremes, counts, self._cells
             )
             self._unflushed += part.size
-        if self._counts[1:].sum() == nonfinite_before:
-            self._fold_pairs(x, row_length)
-        else:  # NaN or Inf poison products; the finite check has already failed
-            self._previous = None
-
-    def _fold_pairs(self, x: np.ndarray, row_length: int) -> None:
-        """Lag-1 products within the draw and with the previous draw, which is
-        kept as a copy: the framework may reuse the draw's memory."""
-        previous = self._previous
-        if previous is not None and (previous.shape != x.shape or previous.dtype != x.dtype):
-            previous = None
-        _kernels.pairs(x, previous, row_length, self._summary.ref, self._summary.pairs)
-        if previous is None:
-            previous = np.empty_like(x)
-        np.copyto(previous, x)
-        self._previous = previous
+        # NaN or Inf poison products: such draws add none (the finite check has already failed)
+        finite = int(counts[1]) + int(counts[2]) + int(counts[3]) == nonfinite_before
+        self._chain.fold(x, count, row_length, finite)
 
     def _flush(self) -> None:
         self._summary.hist += self._cells
@@ -100,7 +97,7 @@ class PatternReducer:
         self._lowp, self._dtype, self._ref = lowp, dtype, law.mean
         self._patterns = np.zeros(lowp.PATTERNS, dtype=np.int64)
         self._pairs = np.zeros((3, 4))
-        self._previous: np.ndarray | None = None
+        self._chain = PairChain(law.mean, self._pairs)
         self._device_counts = self._device_pairs = self._batches = None
         if device is not None:
             import torch
@@ -113,20 +110,16 @@ class PatternReducer:
         #: On a device, ``fold`` only queues work (see TorchReducer).
         self.asynchronous = device is not None
 
-    def fold(self, x) -> None:
+    def fold(self, x, draws: int | None = None) -> None:
+        """Fold one draw, or with ``draws=K`` the K draws stacked along x's first axis."""
         if self._batches is not None:
-            self._batches.add(x)
+            self._batches.add(x, draws)
             return
-        row_length = lag_of_rows(x.shape)
+        count, draw_shape = batch_shape(x.shape, draws)
         patterns = self._lowp.as_patterns(x)
-        _kernels.bit_patterns(patterns, self._patterns)
+        kernels.bit_patterns(patterns, self._patterns)
         values = self._lowp.pattern_values(self._dtype)[patterns]
-        if np.isfinite(values).all():
-            previous = self._previous if self._previous is not None and self._previous.shape == values.shape else None
-            _kernels.pairs(values, previous, row_length, self._ref, self._pairs)
-            self._previous = values
-        else:
-            self._previous = None
+        self._chain.fold(values, count, lag_of_rows(draw_shape), bool(np.isfinite(values).all()))
 
     def _fold_device_batch(self, x, row_length: int) -> None:
         """K torch draws, shape (K, n): bincount of the bit patterns, pairs in torch."""
@@ -142,3 +135,45 @@ class PatternReducer:
             patterns = patterns + self._device_counts.cpu().numpy()
             pairs = self._device_pairs.numpy()
         return self._lowp.pattern_summary(self._ref, self._dtype, patterns, pairs)
+
+
+class PairChain:
+    """The lag-1 pairs of a stream of host draws (``kernels.pairs``) and the
+    last draw, the next one's neighbour, kept as a copy: the framework may
+    reuse the draw's memory."""
+
+    def __init__(self, ref: float, out: np.ndarray):
+        self._ref, self._out = ref, out
+        self._previous: np.ndarray | None = None
+
+    def fold(self, values: np.ndarray, draws: int, row_length: int, finite: bool) -> None:
+        """Add the pairs of ``draws`` draws, flat in ``values``.  With ``finite``
+        false some value is NaN or Inf: the draws holding one add no pairs and
+        are no one's neighbour; the others pair as they would alone."""
+        if draws == 0:
+            return
+        n = values.size // draws
+        previous = self._previous
+        if previous is not None and (previous.size != n or previous.dtype != values.dtype):
+            previous = None
+        if finite:
+            kernels.pairs(values, previous, row_length, self._ref, self._out, n)
+        else:
+            clean = np.isfinite(values.reshape(draws, n)).all(axis=1)
+            for start, end in _runs(clean):
+                before = previous if start == 0 else None
+                kernels.pairs(values[start * n : end * n], before, row_length, self._ref, self._out, n)
+            if not clean[-1]:
+                self._previous = None
+                return
+        last = values[(draws - 1) * n :]
+        if previous is None:
+            previous = np.empty_like(last)
+        np.copyto(previous, last)
+        self._previous = previous
+
+
+def _runs(clean: np.ndarray) -> list[tuple[int, int]]:
+    """[start, end) of each run of consecutive True values."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[False], clean, [False]]).astype(np.int8)))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))

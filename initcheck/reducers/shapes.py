@@ -21,3 +21,21 @@ def as_host_array(x) -> np.ndarray:
     if type(x).__module__.startswith("torch"):
         x = x.detach().cpu().numpy()
     return np.ravel(np.asarray(x))
+
+
+def batch_shape(shape, draws: int | None) -> tuple[int, tuple]:
+    """(K, draw shape) of what a reducer's ``fold(x, draws)`` was given.
+
+    ``draws=None`` (fold's default): x is one draw, of its own shape.  An int K:
+    x stacks K draws along its first axis, shape ``(K, *draw_shape)`` (K = 1
+    included: a batch of one).  ``draws=1`` with a first axis other than 1 is
+    taken as one plain draw, so callers may pass ``draws=1`` either way."""
+    shape = tuple(shape)
+    if draws is None:
+        return 1, shape
+    draws = int(draws)
+    if not shape or shape[0] != draws:
+        if draws == 1:
+            return 1, shape
+        raise ValueError(f"fold: draws={draws} needs an array of shape ({draws}, ...), not {shape}")
+    return draws, shape[1:]

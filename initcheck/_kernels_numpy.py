@@ -1,0 +1,284 @@
+"""NumPy implementation of :mod:`initcheck._kernels`, for installs without the C kernel.
+
+The same three functions with the same arguments, checks and in-place updates
+(see ``initcheck/_kernels.c``); :mod:`initcheck.kernels` picks one of the two.
+
+* ``fold`` gives the C kernel's cells bit for bit: the same float64
+  operations in the same order (``t = (x - lo) * scale``, ``j = floor(t)``
+  clamped, ``floor(cum[j] + (t - j) * slope[j]) + 1`` clamped, cell 0 below
+  and ``cells + 1`` at or above; on a uniform law's exactly linear grid the C
+  kernel's table-free rule, which gives the same cells).  Counts and extremes
+  are exact too.  The power sums and the lag-1 pair sums are equal to
+  rounding only: float64 sums added in another order (NumPy's pairwise sums,
+  the C kernel's vector lanes) differ in the last bits.
+* Large draws are processed ``CHUNK`` values at a time, so the temporaries
+  take O(CHUNK) memory whatever the draw's size.
+
+Speed (float32 normal draws of 256 x 784, 2-core VM): fold + pairs about
+20 ns a value, against 2.6 for the C kernel.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+
+import numpy as np
+
+#: Values processed at a time (a few float64 temporaries of 2 MiB each).
+CHUNK = 1 << 18
+#: Below this many values, cells are added one by one rather than by a
+#: bincount as long as the histogram (65538 cells cost ~50 us to add up).
+SMALL = 4096
+
+
+def _input(x, function: str, name: str = "x") -> np.ndarray:
+    """A flat view of a contiguous input buffer."""
+    array = np.asarray(x)
+    if not array.flags.c_contiguous:
+        raise TypeError(f"{function}: {name} must be a contiguous buffer")
+    return array.reshape(-1)
+
+
+def _values(x, function: str, name: str = "x") -> np.ndarray:
+    array = _input(x, function, name)
+    if array.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{function}: {name} must be float32 or float64, got {array.dtype}")
+    return array
+
+
+def _output(a, kind: str, itemsize: int, min_items: int, function: str, name: str) -> np.ndarray:
+    """A flat writable view of an output array of this kind, or TypeError (as the C kernel)."""
+    if not isinstance(a, np.ndarray) or not a.flags.c_contiguous or not a.flags.writeable:
+        raise TypeError(f"{function}: {name} must be a contiguous writable buffer")
+    if a.dtype.kind != kind or a.dtype.itemsize != itemsize or a.size < min_items:
+        raise TypeError(f"{function}: {name} must hold at least {min_items} items of {kind}{itemsize * 8}")
+    return a.reshape(-1)
+
+
+_steps: dict = {}
+
+
+def _linear_step(cum: np.ndarray, segments: int) -> float:
+    """``step`` when ``cum[j] == j * step`` for every j and step is a power of two, else 0
+    (the C kernel's test for its table-free rule); remembered per table."""
+    key = cum[: segments + 1].tobytes()
+    step = _steps.get(key)
+    if step is None:
+        step = float(cum[segments]) / segments
+        if not step > 0 or math.frexp(step)[0] != 0.5 or not np.array_equal(
+            cum[: segments + 1], np.arange(segments + 1) * step
+        ):
+            step = 0.0
+        if len(_steps) > 64:
+            _steps.clear()
+        _steps[key] = step
+    return step
+
+
+class _Scratch(threading.local):
+    """Work arrays of CHUNK values, one set per thread, kept between calls:
+    fresh arrays of megabytes cost page faults that took longer than the
+    arithmetic done in them."""
+
+    size = 0
+
+    def get(self, size: int):
+        if size > self.size:
+            self.size = max(size, min(CHUNK, 1 << 12))
+            self.f = np.empty((3, self.size))
+            self.i = np.empty(self.size, dtype=np.intp)
+            self.b = np.empty(self.size, dtype=bool)
+        return self.f[0, :size], self.f[1, :size], self.f[2, :size], self.i[:size], self.b[:size]
+
+
+_scratch = _Scratch()
+
+
+def fold(x, ref, lo, segment_scale, cum, slope, sums, extremes, counts, hist) -> None:
+    """Fold one draw (any float32 or float64 buffer) into the running statistics:
+    ``sums`` += the power sums of the finite values about ``ref``, ``extremes``
+    their min and max, ``counts`` += finite, NaN, +Inf, -Inf, ``hist`` += the
+    cells of the finite values (see ``initcheck/_kernels.c``)."""
+    x = _values(x, "fold")
+    slope = _table(slope, "fold", "slope", 1)
+    segments = slope.size
+    cum = _table(cum, "fold", "cum", segments + 1)
+    sums = _output(sums, "f", 8, 4, "fold", "sums")
+    extremes = _output(extremes, "f", 8, 2, "fold", "extremes")
+    counts = _output(counts, "i", 8, 4, "fold", "counts")
+    cells = int(cum[segments])
+    hist = _output(hist, "i", 4, cells + 2, "fold", "hist")[: cells + 2]
+    grid = (float(lo), float(segment_scale), cum, slope, segments, cells, _linear_step(cum, segments))
+    ref = float(ref)
+    s = np.zeros(4)
+    low, high = float(extremes[0]), float(extremes[1])
+    found = np.zeros(4, dtype=np.int64)  # finite, NaN, +Inf, -Inf
+    with np.errstate(all="ignore"):
+        for start in range(0, x.size, CHUNK):
+            part = x[start : start + CHUNK]
+            part_sums = _power_sums(part, ref)
+            if not math.isfinite(part_sums.sum()):  # NaN or Inf (or an overflow): the careful path
+                finite = np.isfinite(part)
+                if not finite.all():
+                    nan = int(np.count_nonzero(np.isnan(part)))
+                    posinf = int(np.count_nonzero(part == np.inf))
+                    found[1:] += nan, posinf, part.size - int(np.count_nonzero(finite)) - nan - posinf
+                    part = part[finite]
+                    part_sums = _power_sums(part, ref)
+            found[0] += part.size
+            if part.size == 0:
+                continue
+            s += part_sums
+            low, high = min(low, float(part.min())), max(high, float(part.max()))
+            index = _cells(part, *grid)
+            if part.size < SMALL:
+                np.add.at(hist, index, 1)
+            else:
+                hist += np.bincount(index, minlength=cells + 2)
+    sums[:4] += s
+    extremes[0], extremes[1] = low, high
+    counts[:4] += found
+
+
+def _table(a, function: str, name: str, min_items: int) -> np.ndarray:
+    array = _input(a, function, name)
+    if array.dtype != np.float64 or array.size < min_items:
+        raise TypeError(f"{function}: {name} must hold at least {min_items} items of float64")
+    return array
+
+
+def _power_sums(part: np.ndarray, ref: float) -> np.ndarray:
+    d, d2, _, _, _ = _scratch.get(part.size)
+    np.subtract(part, ref, out=d, dtype=np.float64)  # (double)x - ref, as the C kernel
+    np.multiply(d, d, out=d2)
+    s1, s2 = d.sum(), d2.sum()
+    d *= d2  # no BLAS dot: its threads fight the framework's for the cores
+    s3 = d.sum()
+    d2 *= d2
+    return np.array([s1, s2, s3, d2.sum()])
+
+
+def _cells(part, lo, scale, cum, slope, segments, cells, step) -> np.ndarray:
+    """The cell of every (finite) value: the grid's rule, as the C kernel rounds it."""
+    t, u, v, index, mask = _scratch.get(part.size)
+    np.subtract(part, lo, out=t, dtype=np.float64)
+    if step > 0:  # linear grid: cum[j] + (t - j) * step == t * step exactly
+        t *= scale * step
+        np.clip(t, -1.0, float(cells), out=t)
+        np.floor(t, out=t)
+        np.copyto(index, t, casting="unsafe")
+        index += 1
+        return index
+    t *= scale
+    j = np.floor(t, out=u)
+    np.clip(j, 0, segments - 1, out=j)
+    np.copyto(index, j, casting="unsafe")
+    np.subtract(t, j, out=u)  # t - j
+    u *= slope.take(index, out=v)
+    u += cum.take(index, out=v)  # cum[j] + (t - j) * slope[j]: addition commutes exactly
+    np.floor(u, out=u)
+    np.minimum(u, cells - 1, out=u)
+    u += 1
+    np.less(t, 0, out=mask)
+    np.copyto(u, 0, where=mask)
+    np.greater_equal(t, segments, out=mask)
+    np.copyto(u, cells + 1, where=mask)
+    np.copyto(index, u, casting="unsafe")
+    return index
+
+
+def pairs(x, previous, row_length, ref, out, draw_length=0) -> None:
+    """Lag-1 pair sums of one draw or of a batch of draws (see ``initcheck/_kernels.c``):
+    ``out[0]`` neighbouring values within a draw, ``out[1]`` values ``row_length``
+    apart within a draw, ``out[2]`` the same position in consecutive draws
+    (``previous``, the draw before the first, may be None); each row += {sum of
+    products of deviations from ref, the two sums of deviations, the pair count}."""
+    x = _values(x, "pairs")
+    o = _output(out, "f", 8, 12, "pairs", "out")
+    n = x.size
+    draw_length = int(draw_length)
+    if draw_length < 0 or (draw_length > 0 and n % draw_length != 0):
+        raise ValueError(f"pairs: x holds {n} values, not a whole number of draws of {draw_length}")
+    m = draw_length or n
+    draws = n // m if m else 0
+    if previous is not None:
+        previous = _input(previous, "pairs", "previous")
+        if previous.size != m or previous.dtype != x.dtype:
+            raise ValueError("pairs: previous must match one draw of x in size and dtype")
+    lag = int(row_length) if int(row_length) >= 1 else m
+    ref = float(ref)
+    acc = np.zeros((3, 4))
+    if m <= CHUNK:
+        _small_draws(x, previous, draws, m, lag, ref, acc)
+    else:
+        for k in range(draws):
+            draw = x[k * m : (k + 1) * m]
+            before = previous if k == 0 else x[(k - 1) * m : k * m]
+            _large_draw(draw, before, m, lag, ref, acc)
+    o[:12] += acc.reshape(-1)
+
+
+def _add(acc_row: np.ndarray, a: np.ndarray, b: np.ndarray, work: np.ndarray) -> None:
+    """acc_row += {sum ab, sum a, sum b, count} for float64 arrays of one shape;
+    ``work`` holds at least a.size values."""
+    if a.size == 0:
+        return
+    product = np.multiply(a, b, out=work[: a.size].reshape(a.shape))
+    acc_row += product.sum(), a.sum(), b.sum(), a.size
+
+
+def _small_draws(x, previous, draws, m, lag, ref, acc) -> None:
+    """Draws of at most CHUNK values: whole draws at a time, as a 2-D array."""
+    if draws == 0:
+        return
+    per_chunk = max(1, CHUNK // max(m, 1))
+    d_all, work, keep, _, _ = _scratch.get(min(draws, per_chunk) * m)
+    before = None  # the draw before the chunk's first, as deviations, in keep
+    if previous is not None:
+        before = np.subtract(previous, ref, out=keep[:m], dtype=np.float64)
+    for k0 in range(0, draws, per_chunk):
+        k1 = min(draws, k0 + per_chunk)
+        part = x[k0 * m : k1 * m]
+        d = np.subtract(part, ref, out=d_all[: part.size], dtype=np.float64)
+        block = d.reshape(k1 - k0, m)
+        if m > 1:
+            _add(acc[0], block[:, :-1], block[:, 1:], work)
+        if 0 < lag < m:
+            _add(acc[1], block[:, :-lag], block[:, lag:], work)
+        if before is not None:
+            _add(acc[2], before, block[0], work)
+        _add(acc[2], d[:-m], d[m:], work)
+        before = keep[:m]
+        np.copyto(before, block[-1])
+
+
+def _large_draw(draw, before, m, lag, ref, acc) -> None:
+    """One draw of more than CHUNK values, CHUNK pairs at a time."""
+    lags = [(0, 1)] + ([(1, lag)] if 0 < lag < m else [])
+    for row, step in lags:
+        for start in range(0, m - step, CHUNK):
+            end = min(start + CHUNK, m - step)
+            a, b, work, _, _ = _scratch.get(end - start)
+            np.subtract(draw[start:end], ref, out=a, dtype=np.float64)
+            np.subtract(draw[start + step : end + step], ref, out=b, dtype=np.float64)
+            _add(acc[row], a, b, work)
+    if before is not None:
+        for start in range(0, m, CHUNK):
+            end = min(start + CHUNK, m)
+            a, b, work, _, _ = _scratch.get(end - start)
+            np.subtract(before[start:end], ref, out=a, dtype=np.float64)
+            np.subtract(draw[start:end], ref, out=b, dtype=np.float64)
+            _add(acc[2], a, b, work)
+
+
+def bit_patterns(x, counts) -> None:
+    """``counts[pattern] += 1`` for every 16-bit value of x (float16 or bfloat16
+    seen as uint16); counts int64[65536]."""
+    array = _input(x, "bit_patterns")
+    if array.dtype.itemsize != 2 or array.nbytes % 2 != 0:
+        raise TypeError("bit_patterns: x must hold 16-bit values")
+    c = _output(counts, "i", 8, 65536, "bit_patterns", "counts")[:65536]
+    patterns = array.view(np.uint16)
+    for start in range(0, patterns.size, CHUNK):
+        c += np.bincount(patterns[start : start + CHUNK], minlength=65536)
