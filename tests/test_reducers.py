@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from initcheck import _kernels
+from initcheck import kernels
 from initcheck.reducers.backends.torch_reducer import TorchReducer
 from initcheck.laws import Normal, Uniform
-from initcheck.reducers import HostReducer, reducer_for
+from initcheck.reducers import HostReducer, lag_of_rows, reducer_for
 from initcheck.grid import Grid
 from initcheck.summary import Summary
 
@@ -343,7 +343,7 @@ def test_pairs_kernel_gives_every_sum_of_every_lag(dtype, n, row_length, with_pr
     x = rng.normal(0.3, 1.0, n).astype(dtype)
     previous = rng.normal(0.3, 1.0, n).astype(dtype) if with_previous else None
     out = np.zeros((3, 4))
-    _kernels.pairs(x, previous, row_length, ref, out)
+    kernels.pairs(x, previous, row_length, ref, out)
     d = x.astype(np.float64) - ref
     expected = np.zeros((3, 4))
     if n > 1:
@@ -355,3 +355,173 @@ def test_pairs_kernel_gives_every_sum_of_every_lag(dtype, n, row_length, with_pr
         e = previous.astype(np.float64) - ref
         expected[2] = [(e * d).sum(), e.sum(), d.sum(), n]
     np.testing.assert_allclose(out, expected, rtol=1e-10, atol=1e-10)
+
+
+# --------------------------------------------------------------------------- batches of draws
+
+
+@pytest.fixture(params=["c", "numpy"])
+def kernel_path(request, monkeypatch):
+    """Run a test on the C kernel and again on the NumPy path."""
+    from initcheck import _kernels_numpy
+
+    if request.param == "c" and kernels.NAME != "c":
+        pytest.skip("the C kernel was not built")
+    if request.param == "numpy":
+        for name in ("fold", "pairs", "bit_patterns"):
+            monkeypatch.setattr(kernels, name, getattr(_kernels_numpy, name))
+    return request.param
+
+
+def batches_of(shape, sizes, dtype=np.float32, seed=0, spoil=()):
+    """Batches of draws of ``shape``, ``sizes`` draws each; ``spoil`` lists
+    (batch, draw, value) to write at the draw's first position."""
+    rng = np.random.default_rng(seed)
+    out = [rng.normal(LAW.mu, LAW.sigma, (k, *shape)).astype(dtype) for k in sizes]
+    for batch, draw, value in spoil:
+        out[batch][draw].flat[0] = value
+    return out
+
+
+def fold_both_ways(make, batches, convert=lambda a: a):
+    """(summary of one fold per draw, summary of one fold per batch)."""
+    single, batched = make(), make()
+    for batch in batches:
+        for draw in batch:
+            single.fold(convert(draw))
+        batched.fold(convert(batch), draws=len(batch))
+    return single.summary(), batched.summary()
+
+
+def assert_same_statistics(a: Summary, b: Summary):
+    assert (a.count, a.nan, a.posinf, a.neginf) == (b.count, b.nan, b.posinf, b.neginf)
+    assert (a.minimum, a.maximum) == (b.minimum, b.maximum)
+    np.testing.assert_allclose(a.sums, b.sums, rtol=1e-9)
+    if a.hist is not None:
+        np.testing.assert_array_equal(a.hist, b.hist)
+    if a.patterns is not None:
+        np.testing.assert_array_equal(a.patterns, b.patterns)
+    np.testing.assert_array_equal(a.pairs[:, 3], b.pairs[:, 3])
+    np.testing.assert_allclose(a.pairs, b.pairs, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(8, 5), (2, 3, 4), (7,), (1, 6)], ids=str)
+def test_host_batches_fold_like_single_draws(kernel_path, dtype, shape):
+    """Pairs within each draw, between its rows (lag of the draw's shape, not the
+    batch's) and between consecutive draws, across batch boundaries too."""
+    batches = batches_of(shape, [5, 1, 3, 4], dtype)
+    a, b = fold_both_ways(lambda: HostReducer(LAW, GRID), batches)
+    assert_same_statistics(a, b)
+    n, draws = math.prod(shape), 13
+    assert b.pairs[0, 3] == draws * (n - 1)
+    assert b.pairs[2, 3] == (draws - 1) * n
+    rows = lag_of_rows(shape)
+    assert b.pairs[1, 3] == (draws * (n - rows) if 0 < rows < n else 0)
+
+
+def test_host_batches_with_nonfinite_draws_pair_as_single_draws(kernel_path):
+    """A draw holding NaN or Inf adds no pairs and is no one's neighbour; the
+    other draws of its batch still pair as they would alone."""
+    batches = batches_of((6, 4), [6, 3, 2], spoil=[(0, 2, np.nan), (0, 3, np.inf), (1, 2, -np.inf), (2, 0, np.nan)])
+    a, b = fold_both_ways(lambda: HostReducer(LAW, GRID), batches)
+    assert_same_statistics(a, b)
+    assert (b.nan, b.posinf, b.neginf) == (2, 1, 1)
+    # clean draws 0 1 | 4 5 6 7 (5 -> 6 across the batch boundary) | 10
+    assert b.pairs[2, 3] == 4 * 24
+    assert b.pairs[0, 3] == 7 * 23
+
+
+def test_host_batches_mix_with_single_draws_and_shapes(kernel_path):
+    rng = np.random.default_rng(5)
+    sequence = [rng.normal(0.1, 2.0, (4, 9, 3)), rng.normal(0.1, 2.0, (9, 3)), rng.normal(0.1, 2.0, (3, 9, 3)),
+                rng.normal(0.1, 2.0, (2, 27)), rng.normal(0.1, 2.0, (5, 9, 3))]
+    single, batched = HostReducer(LAW, GRID), HostReducer(LAW, GRID)
+    for x in sequence:
+        if x.shape == (9, 3):
+            single.fold(x)
+            batched.fold(x)
+            continue
+        for draw in x:
+            single.fold(draw)
+        batched.fold(x, draws=len(x))
+    assert_same_statistics(single.summary(), batched.summary())
+
+
+def test_fold_refuses_a_batch_of_the_wrong_length():
+    reducer = HostReducer(LAW, GRID)
+    with pytest.raises(ValueError, match="draws=3"):
+        reducer.fold(np.zeros((4, 5)), draws=3)
+    reducer.fold(np.zeros((4, 5)), draws=1)  # draws=1: a plain draw whatever its first axis
+    assert reducer.summary().pairs[1, 3] == 15
+
+
+def test_a_large_batch_of_tiny_draws_folds_in_well_under_a_second():
+    """400,000 draws of (2, 5) in one call: no Python work per draw."""
+    import time
+
+    x = np.random.default_rng(0).normal(0.1, 2.0, (400_000, 2, 5)).astype(np.float32)
+    reducer = HostReducer(LAW, GRID)
+    start = time.perf_counter()
+    reducer.fold(x, draws=len(x))
+    seconds = time.perf_counter() - start
+    s = reducer.summary()
+    assert s.count == x.size and s.pairs[2, 3] == (400_000 - 1) * 10 and s.pairs[1, 3] == 400_000 * 5
+    assert seconds < (0.5 if kernels.NAME == "c" else 2.0), seconds
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+@pytest.mark.parametrize("on_device", [False, True], ids=["host", "device"])
+def test_pattern_batches_fold_like_single_draws(dtype, on_device, kernel_path, monkeypatch):
+    from initcheck.reducers import PatternReducer
+    from initcheck.reducers.backends.torch_reducer import Batches
+
+    monkeypatch.setattr(Batches, "values", 200)  # batches split over staging and direct folds
+    law = Uniform(-0.1, 0.1)
+    generator = torch.Generator().manual_seed(3)
+    batches = [torch.empty(k, 7, 5).uniform_(-0.1, 0.1, generator=generator).to(getattr(torch, dtype))
+               for k in (3, 1, 9, 2)]
+    batches[2][4, 1, 1] = float("nan")
+    device = "cpu" if on_device else None
+    a, b = fold_both_ways(lambda: PatternReducer(law, dtype, device=device), batches)
+    assert_same_statistics(a, b)
+    assert b.nan == 1 and b.pairs[2, 3] == (15 - 1 - 2) * 35
+
+
+@pytest.mark.parametrize("values", [25_000, 400, 60], ids=["staged", "direct", "one-a-batch"])
+def test_torch_batches_fold_like_single_draws(values, monkeypatch):
+    """Small batches are staged with single draws, large ones folded directly in
+    pieces of at most Batches.values values: the host kernel's numbers either way."""
+    from initcheck.reducers.backends.torch_reducer import Batches
+
+    monkeypatch.setattr(Batches, "values", values)
+    batches = batches_of((8, 5), [5, 1, 30, 4], spoil=[(2, 7, np.nan)])
+    a, b = fold_both_ways(lambda: TorchReducer(LAW, "cpu", GRID), batches, torch.from_numpy)
+    assert_same_statistics(a, b)
+    host = HostReducer(LAW, GRID)
+    for batch in batches:
+        host.fold(batch, draws=len(batch))
+    assert_same_statistics(host.summary(), b)
+
+
+@pytest.mark.parametrize("batch_values", [25_000, 130], ids=["one-batch", "split"])
+def test_jax_batches_fold_like_single_draws(batch_values, monkeypatch):
+    import jax.numpy as jnp
+
+    from initcheck.reducers.backends.jax_reducer import JaxReducer
+
+    monkeypatch.setattr(JaxReducer, "batch_values", batch_values)
+    batches = batches_of((8, 5), [5, 1, 7, 4], spoil=[(2, 3, np.inf)])
+    a, b = fold_both_ways(lambda: JaxReducer(LAW, GRID), batches, jnp.asarray)
+    assert_same_statistics(a, b)
+    host = HostReducer(LAW, GRID)
+    for batch in batches:
+        host.fold(batch, draws=len(batch))
+    assert_same_statistics(host.summary(), b)
+
+
+def test_reducer_for_looks_only_at_dtype_and_device_of_a_batch():
+    from initcheck.reducers import PatternReducer
+
+    assert isinstance(reducer_for(np.zeros((400, 2, 5), np.float32), LAW), HostReducer)
+    assert isinstance(reducer_for(torch.zeros(400, 2, 5, dtype=torch.bfloat16), LAW), PatternReducer)

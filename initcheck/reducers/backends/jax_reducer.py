@@ -7,7 +7,7 @@ import math
 import jax
 import numpy as np
 
-from initcheck.reducers.shapes import lag_of_rows
+from initcheck.reducers.shapes import batch_shape, lag_of_rows
 
 
 class JaxReducer:
@@ -16,7 +16,8 @@ class JaxReducer:
     The same quantities as :class:`~initcheck.reducers.HostReducer` (power sums
     about the law's mean, extremes, counts, the grid's histogram, lag-1 pair
     sums), in float64 on the device, folded a batch of draws at a time by one
-    jitted function: draws are stacked until a batch holds about
+    jitted function: draws (one per ``fold(x)``, or K at once with
+    ``fold(x, draws=K)``) are stacked until a batch holds about
     ``batch_values`` values, so a 200,000-value draw costs one list append, not
     a dozen dispatches.  Non-finite values are masked as in the torch reducer:
     replaced by the reference point (nothing added to the power sums) and taken
@@ -42,16 +43,33 @@ class JaxReducer:
         grid = grid or Grid.for_law(law)
         self._summary = Summary(ref=law.mean, grid=grid)
         self._ref_cell = int(grid.cell_of(law.mean))
-        self._pending: list = []
+        self._pending: list = []  # (k, n) blocks of draws of one shape and dtype
+        self._pending_draws = 0
+        self._pending_kind = None  # (draw shape, dtype) of the pending draws
         self._state = None
         self._grid_arrays = None
 
-    def fold(self, x) -> None:
-        if self._pending and (self._pending[0].shape != x.shape or self._pending[0].dtype != x.dtype):
+    def fold(self, x, draws: int | None = None) -> None:
+        """Queue one draw, or with ``draws=K`` the K draws stacked along x's
+        first axis; a batch is split across device batches as it fills them."""
+        count, draw_shape = batch_shape(x.shape, draws)
+        n = math.prod(draw_shape)
+        if count == 0 or n == 0:  # no values: nothing to add
+            return
+        kind = (draw_shape, x.dtype)
+        if self._pending and self._pending_kind != kind:
             self._flush()
-        self._pending.append(x)
-        if len(self._pending) >= self._draws_per_batch(x.size):
-            self._flush()
+        self._pending_kind = kind
+        block = x.reshape(count, n)
+        capacity = self._draws_per_batch(n)
+        done = 0
+        while done < count:
+            take = min(count - done, capacity - self._pending_draws)
+            self._pending.append(block if take == count else block[done : done + take])
+            self._pending_draws += take
+            done += take
+            if self._pending_draws >= capacity:
+                self._flush()
 
     def _draws_per_batch(self, size: int) -> int:
         return max(1, -(-self.batch_values // max(size, 1)))
@@ -66,19 +84,19 @@ class JaxReducer:
             return
         import jax.numpy as jnp
 
-        draws, self._pending = self._pending, []
-        first = draws[0]
-        capacity = self._draws_per_batch(first.size)
-        batch = jnp.stack(draws).reshape(len(draws), -1)
-        if len(draws) < capacity:
-            batch = jnp.pad(batch, ((0, capacity - len(draws)), (0, 0)))  # rows of zeros, on the batch's device
+        blocks, count, (draw_shape, _) = self._pending, self._pending_draws, self._pending_kind
+        self._pending, self._pending_draws = [], 0
+        capacity = self._draws_per_batch(math.prod(draw_shape))
+        batch = jnp.asarray(blocks[0]) if len(blocks) == 1 else jnp.concatenate(blocks)
+        if count < capacity:
+            batch = jnp.pad(batch, ((0, capacity - count), (0, 0)))  # rows of zeros, on the batch's device
         n = batch.shape[1]
         if self._state is None or self._state["previous"].shape[0] != n:
             self._state = self._fresh_state(n, batch)
         if self._grid_arrays is None:
             self._grid_arrays = self._arguments(batch)
-        fold = _batch_fold(n, lag_of_rows(first.shape), self._summary.grid.segments, self._summary.grid.cells)
-        self._state = fold(self._state, batch, len(draws), *self._grid_arrays)  # an int: placed with the batch
+        fold = _batch_fold(n, lag_of_rows(draw_shape), self._summary.grid.segments, self._summary.grid.cells)
+        self._state = fold(self._state, batch, count, *self._grid_arrays)  # an int: placed with the batch
 
     def _arguments(self, like) -> tuple:
         """The law and grid as device arrays: ref, ref_cell, lo, segment_scale, cum, slope."""

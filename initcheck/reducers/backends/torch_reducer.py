@@ -15,7 +15,7 @@ import torch
 
 from initcheck.grid import Grid
 from initcheck.laws import Law
-from initcheck.reducers.shapes import lag_of_rows
+from initcheck.reducers.shapes import batch_shape, lag_of_rows
 from initcheck.summary import Summary
 
 
@@ -37,8 +37,9 @@ class Batches:
     200,000-value draw at a time leaves a GPU idle behind the launch queue.
     Draws are copied into a staging tensor of about ``values`` values and handed
     to ``fold_batch(batch, row_length)`` when it is full, when the draw shape
-    changes, or at :meth:`flush`.  A draw of ``values / 2`` or more is folded
-    alone, without a copy."""
+    changes, or at :meth:`flush`.  Draws that fill half a batch or more, alone
+    or as a batch of their own (``add(x, draws=K)``), are folded without a copy,
+    at most ``values`` values at a time."""
 
     #: Values per batch: a fold's float64 temporaries take about 100 bytes a value (~0.8 GB).
     values = 1 << 23
@@ -49,25 +50,35 @@ class Batches:
         self._staged = 0
         self._row_length = 0
 
-    def add(self, x) -> None:
-        """Add one draw: a torch tensor, or a JAX or TensorFlow array (DLPack)."""
+    def add(self, x, draws: int | None = None) -> None:
+        """Add one draw, or with ``draws=K`` the K draws stacked along x's first
+        axis: torch tensors, or JAX or TensorFlow arrays (DLPack)."""
         x = as_torch(x)
-        row_length = lag_of_rows(x.shape)
-        flat = x.detach().reshape(-1).to(self._device)
-        n = flat.numel()
-        if 2 * n >= self.values:
-            self.flush()
-            self._fold_batch(flat.unsqueeze(0), row_length)
+        count, draw_shape = batch_shape(x.shape, draws)
+        n = math.prod(draw_shape)
+        if count == 0 or n == 0:  # no values: nothing to add
             return
-        stage = self._stage
-        if stage is None or stage.shape[1] != n or stage.dtype != flat.dtype or self._row_length != row_length:
+        row_length = lag_of_rows(draw_shape)
+        block = x.detach().reshape(count, n).to(self._device)
+        if 2 * count * n >= self.values:
             self.flush()
-            self._stage = stage = torch.empty((self.values // n, n), dtype=flat.dtype, device=self._device)
-            self._row_length = row_length
-        stage[self._staged].copy_(flat)
-        self._staged += 1
-        if self._staged == stage.shape[0]:
-            self.flush()
+            per_batch = max(1, self.values // max(n, 1))
+            for start in range(0, count, per_batch):
+                self._fold_batch(block[start : start + per_batch], row_length)
+            return
+        done = 0
+        while done < count:
+            stage = self._stage
+            if stage is None or stage.shape[1] != n or stage.dtype != block.dtype or self._row_length != row_length:
+                self.flush()
+                self._stage = stage = torch.empty((self.values // n, n), dtype=block.dtype, device=self._device)
+                self._row_length = row_length
+            take = min(count - done, stage.shape[0] - self._staged)
+            stage[self._staged : self._staged + take].copy_(block[done : done + take])
+            self._staged += take
+            done += take
+            if self._staged == stage.shape[0]:
+                self.flush()
 
     def flush(self) -> None:
         """Fold whatever is staged."""
@@ -153,8 +164,9 @@ class TorchReducer:
         below, above = t < 0, t >= grid.segments
         return torch.where(below, 0.0, torch.where(above, float(grid.cells + 1), inner)).long()
 
-    def fold(self, x) -> None:
-        self._batches.add(x)
+    def fold(self, x, draws: int | None = None) -> None:
+        """Queue one draw, or with ``draws=K`` the K draws stacked along x's first axis."""
+        self._batches.add(x, draws)
 
     def _fold_batch(self, x: torch.Tensor, row_length: int) -> None:
         """Fold K draws of n values, shape (K, n)."""
