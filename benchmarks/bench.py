@@ -75,11 +75,49 @@ after warm-up, read from two sizes as (extra values) / (extra row time), so
 that start-up, jit compiles and CUDA warm-up cancel; the end-to-end rate is
 printed beside it.  Each pair of runs is repeated 3 times up to 10^8 and
 once beyond (the median is shown; --repeats changes that), which keeps
-``make bench`` within about 7 minutes on 2 cores; --quick runs N = 10^7 only.
+these two sections within about 7 minutes on 2 cores; --quick runs N = 10^7 only.
 
-    .venv/bin/python benchmarks/bench.py            # full run, a few minutes on 2 cores
+A third section, "layers", asks whether small layers cost what their size
+says.  For each framework (PyTorch, Keras on TensorFlow, JAX; --frameworks), at
+N = 10^7 values (--layer-samples), it takes the shapes (2, 5), (1, 1, 3, 3),
+(64,) and (256, 784), in PyTorch layout (out, in, *kernel) (initcheck gives each
+framework the same layer in its own layout), and runs, side by side, one each:
+
+* initcheck's command ``initcheck xavier --dist uniform --shape S -f F -n N -q
+  --no-progress --json OUT``: its process wall time and its row's
+  ``"seconds"``.  A 1-d shape has no fans, so (64,) runs ``initcheck
+  trunc-normal --std 0.02 --low -0.04 --high 0.04 --shape 64`` instead (2 std
+  either side: the only cut Keras' TruncatedNormal and JAX's truncated_normal
+  make with these bounds); a command that exits with an error or a SKIP row is
+  shown with its reason.
+* the framework's own loop: a helper process draws ceil(N / size) tensors the
+  way a user loops them: torch, ``xavier_uniform_(w, generator=g)`` (or
+  ``trunc_normal_``) into one preallocated tensor, g re-seeded per draw; Keras,
+  ``GlorotUniform(seed=s)(shape)`` (or ``TruncatedNormal``) per draw; JAX, the
+  initializer jitted once (key made inside from the draw's seed), each draw
+  forced.
+* the framework's own batched loop, where it has one: ``torch.func.vmap(lambda
+  w: init(w), randomness="different")`` over a (K, *shape) tensor, and
+  ``jax.jit(jax.vmap(...))`` over K seeds, K = 2^20 // size draws a call.  Keras
+  has none (a (K, *shape) call computes other fans); an initializer vmap
+  cannot run is shown with its error.
+
+Both helpers' times are in-process, from after the imports (set-up and jit
+compiles included).  Derived: each command's process time over the (256, 784)
+command of the same framework (target <= 2x), and initcheck's own cost per
+draw, (row seconds - the faster of the two own loops) / draws (target <= 10 us
+on CPU; below 0 where initcheck draws faster than a user's loop).  Both targets
+apply to the three small shapes; the (256, 784) row is their reference.  Every
+process of this section is killed after 600 s (--layer-timeout) and reads
+"timeout"; one run each, after one small untimed command and loop per
+framework.  It runs on CPU only.  With every framework it takes
+tens of minutes on 2 cores (Keras' own per-draw loop alone is some minutes a
+small shape); ``--layer-samples 1e5`` takes a few.
+
+    .venv/bin/python benchmarks/bench.py            # every section, well over half an hour on 2 cores
     .venv/bin/python benchmarks/bench.py --quick    # N = 10^7 only, no per-framework section
     .venv/bin/python benchmarks/bench.py --device cuda   # torch cuda:0, Keras /GPU:0, JAX gpu 0
+    .venv/bin/python benchmarks/bench.py --sections layers --frameworks torch --layer-samples 1e5
 """
 
 from __future__ import annotations
@@ -93,6 +131,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,6 +161,17 @@ FRAMEWORKS = ("torch", "keras", "jax")
 FRAMEWORK_REPEATS = {10**7: 3, 10**8: 3}  # and 1 beyond: keeps `make bench` within ~7 minutes on 2 cores
 TARGET_VS_FRAMEWORK = 1.5  # initcheck row seconds <= 1.5 x the framework's own sampling, in-process
 TARGET_GPU_RATE = 1e9  # values verified per second, end to end after warm-up, on a GPU
+
+# The layer-size section: one command per (framework, shape), beside the framework's own loops.
+LAYER_SAMPLES = 10**7
+LAYER_SHAPES = ((2, 5), (1, 1, 3, 3), (64,), (256, 784))  # PyTorch layout (out, in, *kernel)
+LAYER_REFERENCE = (256, 784)  # each framework's other commands are compared with this one
+LAYER_TRUNC = {"std": 0.02, "low": -0.04, "high": 0.04}  # the 1-d shape's scheme: cut at 2 std, as Keras cuts
+LAYER_TIMEOUT_S = 600.0  # per process; a slower one is killed and reads "timeout"
+LAYER_WARMUP_N = 10**4  # one untimed command and loop per framework at this N, first
+LAYER_CHUNK_VALUES = 2**20  # a batched call draws K = 2^20 // size tensors (at least 1, at most all)
+TARGET_LAYER_VS_REFERENCE = 2.0  # a small layer's command <= 2 x the (256, 784) command, same framework
+TARGET_LAYER_COST_US = 10.0  # initcheck's own cost per draw, beyond the framework's fastest loop, on CPU
 
 # The helper run by processes 1 and 3: ``python -c HELPER '{"mode": ..., ...}'``.
 # It prints one line, MARKER + JSON, with its own timings (seconds after import).
@@ -273,27 +323,154 @@ print(__MARKER__ + json.dumps(out), flush=True)
 """.replace("__MARKER__", repr(MARKER))
 
 
+# The helper of the layer-size section: ``python -c LAYER_HELPER '{...}'``.  It draws
+# ceil(n / size) tensors of one shape the way a user would loop ("loop"), or in
+# batches of K under vmap ("batched"), and prints MARKER + JSON: work_s from after
+# the imports (set-up, jit compiles and every draw included), or "skip" / "error".
+LAYER_HELPER = r"""
+import json, math, os, sys, time
+t_start = time.perf_counter()
+cfg = json.loads(sys.argv[1])
+framework, mode, xavier = cfg["framework"], cfg["mode"], cfg["scheme"] == "xavier-uniform"
+std, low, high = cfg["std"], cfg["low"], cfg["high"]
+torch_shape = tuple(cfg["shape"])
+# Keras and JAX hold a kernel as (*kernel, in, out); a 1-d shape reads the same in both layouts.
+shape = torch_shape if framework == "torch" or len(torch_shape) < 2 else \
+    (*torch_shape[2:], torch_shape[1], torch_shape[0])
+size = math.prod(shape)
+draws = math.ceil(cfg["n"] / size)
+per_call = max(1, min(draws, cfg["chunk_values"] // size))
+calls = [per_call] * (draws // per_call) + ([draws % per_call] if draws % per_call else [])
+out = {"framework": framework, "mode": mode, "shape": list(shape), "draws": draws}
+
+def finish(**fields):
+    out.update(fields)
+    print(__MARKER__ + json.dumps(out), flush=True)
+    raise SystemExit(0)
+
+if framework == "torch":
+    import torch
+    out["version"] = f"torch {torch.__version__}"
+    if xavier:
+        init = torch.nn.init.xavier_uniform_
+    else:
+        init = lambda w, **kw: torch.nn.init.trunc_normal_(w, mean=0.0, std=std, a=low, b=high, **kw)
+    if mode == "loop":  # one preallocated tensor, its generator re-seeded per draw
+        weight = torch.empty(shape)
+        generator = torch.Generator()
+
+        def run():
+            for seed in range(draws):
+                generator.manual_seed(seed)
+                init(weight, generator=generator)
+    else:  # vmap over a (K, *shape) tensor: each slice sees the layer's shape, gets its own values
+        torch.manual_seed(0)
+        batched = torch.func.vmap(lambda w: init(w), randomness="different")
+
+        def run():
+            for count in calls:
+                batched(torch.empty((count, *shape)))
+elif framework == "keras":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    import tensorflow as tf
+    import keras
+    out["version"] = f"keras {keras.__version__} (tensorflow {tf.__version__})"
+    if mode != "loop":
+        finish(skip="no faithful batch: a (K, *shape) call computes other fans")
+    if xavier:
+        make = lambda seed: keras.initializers.GlorotUniform(seed=seed)
+    elif abs(low + 2 * std) < 1e-12 and abs(high - 2 * std) < 1e-12:
+        make = lambda seed: keras.initializers.TruncatedNormal(mean=0.0, stddev=std, seed=seed)
+    else:
+        finish(skip="TruncatedNormal cuts at 2 std only")
+
+    def run():
+        for seed in range(draws):
+            make(seed)(shape, dtype="float32")
+elif framework == "jax":
+    import logging
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.ERROR)
+    import jax
+    import numpy as np
+    out["version"] = f"jax {jax.__version__}"
+    if xavier:
+        init = jax.nn.initializers.glorot_uniform()
+    elif abs(low + 2 * std) < 1e-12 and abs(high - 2 * std) < 1e-12:
+        init = jax.nn.initializers.truncated_normal(stddev=std)  # cut at -2, 2 std by default
+    else:
+        finish(skip="truncated_normal cuts in std units; these bounds are not +-2 std")
+    one = lambda seed: init(jax.random.key(seed), shape, jax.numpy.float32)
+    if mode == "loop":  # jitted once, key made inside from the draw's seed, each draw forced
+        sample = jax.jit(one)
+
+        def run():
+            for seed in range(draws):
+                sample(np.uint32(seed)).block_until_ready()
+    else:  # jax.vmap over K seeds, jitted (the last, shorter call compiles once more)
+        sample = jax.jit(jax.vmap(one))
+
+        def run():
+            start = 0
+            for count in calls:
+                sample(np.arange(start, start + count, dtype=np.uint32)).block_until_ready()
+                start += count
+else:
+    raise SystemExit(f"unknown framework {framework!r}")
+t_imported = time.perf_counter()
+out.update(import_s=t_imported - t_start, per_call=per_call if mode == "batched" else 1)
+try:
+    run()
+except Exception as error:  # e.g. an initializer that vmap cannot run
+    finish(error=f"{type(error).__name__}: {str(error).strip().splitlines()[0][:90]}")
+finish(work_s=time.perf_counter() - t_imported)
+""".replace("__MARKER__", repr(MARKER))
+
+
 @dataclass
 class Run:
-    """One finished process: wall time, peak RSS and whatever the helper reported."""
+    """One finished process: wall time, peak RSS and whatever the helper reported.
+
+    ``problem`` is empty for a run that finished; otherwise "timeout" or the
+    error it ended with (only runs made with ``bounded=True`` get one: the
+    others stop the benchmark instead)."""
 
     wall_s: float
     peak_rss_mib: float
     report: dict = field(default_factory=dict)
     exit_code: int = 0
+    problem: str = ""
 
 
-def run_process(argv: list[str]) -> Run:
+def run_process(argv: list[str], timeout_s: float | None = None, bounded: bool = False) -> Run:
     """Spawn ``argv``, wait for it with ``os.wait4`` and return its wall time and peak RSS.
 
     ``wait4`` gives the resource usage of that one child (not the max over all
     children, as ``RUSAGE_CHILDREN`` would).  Exit 1 from initcheck means a
     statistical check failed: the timing still stands, but it is reported.
+    With ``timeout_s`` the child is killed once it has run that long and the
+    run's ``problem`` reads "timeout"; with ``bounded`` a failed command is
+    returned with its last error line as ``problem`` instead of ending the
+    benchmark.
     """
     with tempfile.TemporaryFile() as stderr:
         started = time.perf_counter()
         process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=stderr)
-        stdout = process.stdout.read()
+        expired = threading.Event()
+
+        def expire():
+            expired.set()
+            process.kill()  # not reaped yet (wait4 comes after the timer is joined): still our child
+
+        timer = threading.Timer(timeout_s, expire) if timeout_s else None
+        if timer:
+            timer.start()
+        try:
+            stdout = process.stdout.read()
+        finally:
+            if timer:
+                timer.cancel()
+                timer.join()
         process.stdout.close()
         _, status, usage = os.wait4(process.pid, 0)
         wall = time.perf_counter() - started
@@ -301,17 +478,23 @@ def run_process(argv: list[str]) -> Run:
         stderr.seek(0)
         errors = stderr.read().decode(errors="replace")
     text = stdout.decode(errors="replace")
+    rss = usage.ru_maxrss / 1024.0  # ru_maxrss is in KiB on Linux
+    if expired.is_set():
+        return Run(wall, rss, {}, code, f"timeout ({timeout_s:.0f} s)")
     failed_check = code == 1 and Path(argv[0]).name == "initcheck" and "Traceback" not in errors
     if failed_check:
         tail = "\n    ".join((text + errors).strip().splitlines()[-4:])
         print(f"  note: initcheck exit 1 (a check failed): {' '.join(argv[1:])}\n    {tail}", file=sys.stderr)
     elif code != 0:
+        if bounded:
+            last = ((errors or text).strip().splitlines() or [""])[-1]
+            return Run(wall, rss, {}, code, f"exit {code}: {last.removeprefix('initcheck: error: ')}")
         raise SystemExit(f"command failed (exit {code}): {' '.join(argv[:3])} ...\n{text}{errors}")
     report = {}
     for line in text.splitlines():
         if line.startswith(MARKER):
             report = json.loads(line[len(MARKER):])
-    return Run(wall, usage.ru_maxrss / 1024.0, report, code)  # ru_maxrss is in KiB on Linux
+    return Run(wall, rss, report, code)
 
 
 def helper_argv(mode: str, dist: str, n: int, device: str) -> list[str]:
@@ -455,6 +638,233 @@ def measure_frameworks(sizes, frameworks, repeats: dict[int, int], device: str, 
                 print(f"  N={fmt_n(n)} {case.framework:<5} {case.dist:<7} {label:<9} run {attempt + 1}/{repeats[n]}: "
                       f"{run.wall_s:6.2f} s process, {inner:6.2f} s in-process", file=sys.stderr, flush=True)
     return cases
+
+
+def fmt_s(seconds: float) -> str:
+    """Seconds to 3 significant figures or so (1234.5 -> 1235, 12.34 -> 12.3, 0.01234 -> 0.0123)."""
+    return f"{seconds:.0f}" if seconds >= 100 else f"{seconds:.3g}" if seconds >= 0.001 else f"{seconds:.1g}"
+
+
+def layer_scheme(shape: tuple[int, ...]) -> str:
+    """xavier uniform where the shape has fans; a 1-d shape has none, so the truncated normal."""
+    return "xavier-uniform" if len(shape) >= 2 else "trunc-normal"
+
+
+def layer_command(framework: str, shape: tuple[int, ...], n: int, device: str, json_path: Path) -> list[str]:
+    executable = Path(sys.executable).parent / "initcheck"
+    if layer_scheme(shape) == "xavier-uniform":
+        scheme = ["xavier", "--dist", "uniform"]
+    else:
+        scheme = ["trunc-normal", "--std", str(LAYER_TRUNC["std"]), "--low", str(LAYER_TRUNC["low"]),
+                  "--high", str(LAYER_TRUNC["high"])]
+    return [str(executable), *scheme, "--shape", ",".join(map(str, shape)), "-f", framework, "-n", str(n),
+            "--device", device, "-q", "--no-progress", "--json", str(json_path)]
+
+
+def layer_helper_argv(framework: str, shape: tuple[int, ...], n: int, mode: str) -> list[str]:
+    config = {"framework": framework, "mode": mode, "scheme": layer_scheme(shape), "shape": list(shape), "n": n,
+              "chunk_values": LAYER_CHUNK_VALUES, **LAYER_TRUNC}
+    return [sys.executable, "-c", LAYER_HELPER, json.dumps(config)]
+
+
+def run_layer_command(argv: list[str], timeout_s: float) -> Run:
+    """initcheck's command, bounded: its --json row (row_s, api, count) or a ``problem``
+    ("timeout", the error it exited with, or "SKIP: why")."""
+    json_path = Path(argv[argv.index("--json") + 1])
+    json_path.unlink(missing_ok=True)
+    run = run_process(argv, timeout_s=timeout_s, bounded=True)
+    if run.problem:
+        return run
+    try:
+        rows = json.loads(json_path.read_text())["rows"]
+    except (OSError, ValueError, KeyError) as error:
+        run.problem = f"no usable --json ({error})"
+        return run
+    if len(rows) != 1:
+        run.problem = f"{len(rows)} rows, expected 1"
+    elif rows[0]["verdict"] == "SKIP":
+        run.problem = f"SKIP: {rows[0]['reason']}"
+    else:
+        row = rows[0]
+        run.report = {"row_s": row["seconds"], "api": row["api"], "verdict": row["verdict"],
+                      "values": row["statistics"]["count"], "shape": row["shape"]}
+    return run
+
+
+def run_layer_helper(argv: list[str], timeout_s: float) -> Run:
+    """The framework's own loop, bounded; "skip" and "error" from the helper become the run's ``problem``."""
+    run = run_process(argv, timeout_s=timeout_s, bounded=True)
+    if not run.problem:
+        if "skip" in run.report:
+            run.problem = f"n/a: {run.report['skip']}"
+        elif "error" in run.report:
+            run.problem = f"fails: {run.report['error']}"
+        elif "work_s" not in run.report:
+            run.problem = "no result"
+    return run
+
+
+@dataclass
+class LayerCase:
+    """One (framework, shape) of the layer-size section: initcheck's command and the framework's own loops."""
+
+    framework: str
+    shape: tuple[int, ...]
+    n: int
+    command: Run
+    loop: Run
+    batched: Run
+
+    @property
+    def draws(self) -> int:
+        return math.ceil(self.n / math.prod(self.shape))
+
+    def fastest_own_s(self) -> float | None:
+        times = [r.report["work_s"] for r in (self.loop, self.batched) if not r.problem]
+        return min(times) if times else None
+
+    def cost_per_draw_us(self) -> float | None:
+        """initcheck's own cost per draw: (row seconds - the fastest own loop) / draws, in microseconds."""
+        own = self.fastest_own_s()
+        if self.command.problem or own is None:
+            return None
+        return (self.command.report["row_s"] - own) / self.draws * 1e6
+
+
+def measure_layers(frameworks, n: int, device: str, timeout_s: float, scratch: Path) -> list[LayerCase]:
+    """For each framework and shape, one run each of: initcheck's command, the loop, the batched loop."""
+    cases = []
+    for framework in frameworks:
+        # One small untimed command and loop first: the framework's files into the page cache.
+        run_process(layer_command(framework, LAYER_SHAPES[0], LAYER_WARMUP_N, device, scratch / "layer.json"),
+                    timeout_s=timeout_s, bounded=True)
+        run_process(layer_helper_argv(framework, LAYER_SHAPES[0], LAYER_WARMUP_N, "loop"), timeout_s=timeout_s,
+                    bounded=True)
+        for shape in LAYER_SHAPES:
+            runs = {}
+            for label, argv, runner in (
+                ("command", layer_command(framework, shape, n, device, scratch / "layer.json"), run_layer_command),
+                ("loop", layer_helper_argv(framework, shape, n, "loop"), run_layer_helper),
+                ("batched", layer_helper_argv(framework, shape, n, "batched"), run_layer_helper),
+            ):
+                run = runs[label] = runner(argv, timeout_s)
+                inner = run.report.get("row_s", run.report.get("work_s"))
+                said = run.problem or f"{run.wall_s:7.2f} s process, {inner:7.2f} s in-process"
+                print(f"  layers N={fmt_n(n)} {framework:<5} {str(shape):<12} {label:<7}: {said}",
+                      file=sys.stderr, flush=True)
+            cases.append(LayerCase(framework, shape, n, **runs))
+    return cases
+
+
+def layer_reference(cases: list[LayerCase], c: LayerCase) -> LayerCase | None:
+    return next((r for r in cases if r.framework == c.framework and r.shape == LAYER_REFERENCE), None)
+
+
+def layer_vs_reference(cases: list[LayerCase], c: LayerCase) -> tuple[float | None, str]:
+    """(ratio, text): this command's process time over the (256, 784) command's, same framework;
+    a timed-out command reads "> t/ref" (a lower bound)."""
+    ref = layer_reference(cases, c)
+    if ref is None or ref.command.problem:
+        return None, "n/a (no reference)"
+    if c.command.problem.startswith("timeout"):
+        ratio = c.command.wall_s / ref.command.wall_s
+        return ratio, f"> {ratio:.1f}x"
+    if c.command.problem:
+        return None, "n/a"
+    ratio = c.command.wall_s / ref.command.wall_s
+    return ratio, f"{ratio:.2f}x"
+
+
+def render_layers(cases: list[LayerCase], device: str, timeout_s: float) -> list[str]:
+    n = cases[0].n
+    title = f"Layer sizes at N={fmt_n(n)} on {device}: initcheck's command beside the framework's own loops"
+    out = [title, "-" * len(title)]
+    header = ("framework", "shape", "scheme", "draws", "initcheck command", "vs (256, 784)", "own loop",
+              "batched (K a call)", "initcheck cost")
+    sub = ("", "(torch layout)", "", "", "process s / row s", "command, process", "in-proc s", "in-proc s",
+           "us a draw")
+    rows = []
+    problems = []
+
+    def cell(run: Run, text: str) -> str:
+        if not run.problem:
+            return text
+        if run.problem.startswith("timeout"):
+            return "timeout"
+        if run.problem not in problems:
+            problems.append(run.problem)
+        return f"[{problems.index(run.problem) + 1}]"
+
+    for c in cases:
+        command = c.command
+        scheme = "xavier uniform" if layer_scheme(c.shape) == "xavier-uniform" else "trunc-normal"
+        command_text = cell(command, f"{fmt_s(command.wall_s)} / {fmt_s(command.report.get('row_s', 0))}")
+        if command.problem.startswith("timeout"):
+            command_text = f"timeout (> {command.wall_s:.0f} s)"
+        cost = c.cost_per_draw_us()
+        rows.append((
+            c.framework, str(c.shape), scheme, f"{c.draws:,}", command_text, layer_vs_reference(cases, c)[1],
+            cell(c.loop, fmt_s(c.loop.report.get("work_s", 0))),
+            cell(c.batched, f"{fmt_s(c.batched.report.get('work_s', 0))} ({c.batched.report.get('per_call', 0):,})"),
+            f"{cost:.3g}" if cost is not None else "n/a",
+        ))
+    out += table(header, sub, rows, left=3)
+    out += [f"  [{i}] {problem}" for i, problem in enumerate(problems, 1)]
+    out.append(f"(one run each; every process bounded at {timeout_s:.0f} s.  initcheck command = "
+               f"`initcheck xavier --dist uniform --shape S -f F -n N -q --no-progress --json OUT`,\n"
+               f" for (64,) `initcheck trunc-normal --std {LAYER_TRUNC['std']} --low {LAYER_TRUNC['low']} "
+               f"--high {LAYER_TRUNC['high']} --shape 64 ...`: process = wall time, row = its --json \"seconds\";\n"
+               f" own loop = ceil(N / size) draws as a user loops them (torch: xavier_uniform_ / trunc_normal_ "
+               f"into one tensor, its Generator re-seeded per draw;\n keras: GlorotUniform(seed=s)(shape) / "
+               f"TruncatedNormal per draw; jax: the initializer jitted once, key from the draw's seed, each "
+               f"draw forced);\n batched = torch.func.vmap(..., randomness=\"different\") over (K, *shape), "
+               f"jax.jit(jax.vmap(...)) over K seeds, K = {LAYER_CHUNK_VALUES:,} // size;\n in-proc = after the "
+               f"imports, set-up and jit compiles included; vs (256, 784) = process time over that command's, "
+               f"same framework;\n initcheck cost = (row s - the fastest of own loop and batched) / draws; "
+               f"below 0 where initcheck draws faster than that loop)")
+    versions = sorted({r.report["version"] for c in cases for r in (c.loop, c.batched) if r.report.get("version")})
+    out.append(f"(versions: {', '.join(versions)})")
+    return out
+
+
+def render_layer_targets(cases: list[LayerCase], device: str) -> list[str]:
+    n = cases[0].n if cases else LAYER_SAMPLES
+    out = [f"Targets (layer sizes, N={fmt_n(n)}): a small layer's command <= {TARGET_LAYER_VS_REFERENCE:g}x the "
+           f"{LAYER_REFERENCE} command of its framework (process time);\n  initcheck's own cost <= "
+           f"{TARGET_LAYER_COST_US:g} us a draw beyond the framework's fastest own loop (on CPU)"]
+    if not cases:
+        out.append("  not measured: the layer-size section was skipped" +
+                   (" (it runs on CPU only)" if device != "cpu" else ""))
+        return out
+    for c in cases:
+        if c.shape == LAYER_REFERENCE:
+            continue
+        ratio, text = layer_vs_reference(cases, c)
+        line = f"  {c.framework:<5} {str(c.shape):<12}: "
+        if c.command.problem and not c.command.problem.startswith("timeout"):
+            out.append(line + f"not measured ({c.command.problem})")
+            continue
+        if ratio is None:
+            line += "command not measured (the reference command did not finish)"
+        elif c.command.problem and ratio <= TARGET_LAYER_VS_REFERENCE:
+            line += f"command {text} (timed out: not resolved)"
+        else:
+            line += f"command {text} [{'MET' if ratio <= TARGET_LAYER_VS_REFERENCE else 'MISSED'}]"
+        cost = c.cost_per_draw_us()
+        if c.command.problem:
+            line += "   cost not measured (the command timed out)"
+        elif cost is None:
+            line += "   cost not measured (no own loop finished)"
+        elif device == "cpu":
+            line += f"   cost {cost:.3g} us a draw [{'MET' if cost <= TARGET_LAYER_COST_US else 'MISSED'}]"
+        else:
+            line += f"   cost {cost:.3g} us a draw (the target is for CPU)"
+        out.append(line)
+    ref = [c for c in cases if c.shape == LAYER_REFERENCE and c.cost_per_draw_us() is not None]
+    for c in ref:
+        out.append(f"  {c.framework:<5} {str(c.shape):<12}: the reference, not judged (cost {c.cost_per_draw_us():.3g} "
+                   f"us a draw, each draw {math.prod(c.shape):,} values to fold)")
+    return out
 
 
 def machine_lines(device: str, probe: dict) -> list[str]:
@@ -666,15 +1076,24 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, help="Runs of every kind at every N (default: 3, "
                         "but 1 for the SciPy pipeline at 10^8 and 1 beyond 10^8 in the per-framework "
                         "section); the median is reported.")
-    parser.add_argument("--sections", default="process,frameworks",
-                        help="Comma list of sections to run: process, frameworks (default both).")
-    parser.add_argument("--frameworks", help="Comma list for the per-framework section (default: every "
-                        "installed one of torch, keras, jax).")
+    parser.add_argument("--sections", default="process,frameworks,layers",
+                        help="Comma list of sections to run: process, frameworks, layers (default all three).")
+    parser.add_argument("--frameworks", help="Comma list for the per-framework and layer-size sections "
+                        "(default: every installed one of torch, keras, jax).")
+    parser.add_argument("--layer-samples", default=str(LAYER_SAMPLES),
+                        help="N of the layer-size section (default 1e7; 1e5 is quick).")
+    parser.add_argument("--layer-timeout", type=float, default=LAYER_TIMEOUT_S,
+                        help="Seconds one process of the layer-size section may run before it is killed "
+                        "and reads \"timeout\" (default 600).")
     parser.add_argument("--framework-sizes", help="Comma list of N for the per-framework section "
                         "(default 1e7,1e8,1e9; --quick: 1e7).")
     args = parser.parse_args()
     device_name(args.device)  # fail early on a device nobody understands
     sections = set(args.sections.split(","))
+    unknown = sections - {"process", "frameworks", "layers"}
+    if unknown:
+        raise SystemExit(f"unknown section(s) {', '.join(sorted(unknown))}; expected process, frameworks, layers")
+    layer_samples = int(float(args.layer_samples))
     frameworks = args.frameworks.split(",") if args.frameworks else installed_frameworks()
     framework_sizes = (tuple(int(float(n)) for n in args.framework_sizes.split(",")) if args.framework_sizes
                        else SIZES_QUICK if args.quick else FRAMEWORK_SIZES)
@@ -697,6 +1116,8 @@ def main() -> None:
                  for n in sizes for dist in DISTS] if "process" in sections else []
         framework_cases = measure_frameworks(framework_sizes, frameworks, framework_repeats, args.device, scratch) \
             if "frameworks" in sections else []
+        layer_cases = measure_layers(frameworks, layer_samples, args.device, args.layer_timeout, scratch) \
+            if "layers" in sections and device_name(args.device) == "cpu" else []
 
     title = f"initcheck benchmark: xavier, dense {FAN_IN} -> {FAN_OUT} (torch shape {SHAPE}), float32"
     lines = [title, "=" * len(title), *machine_lines(args.device, probe), ""]
@@ -704,7 +1125,12 @@ def main() -> None:
         lines += render(cases, repeats) + [""] + render_details(cases) + [""]
     if framework_cases:
         lines += render_frameworks(framework_cases, framework_repeats, args.device) + [""]
-    lines += render_targets(cases, framework_cases, args.device)
+    if layer_cases:
+        lines += render_layers(layer_cases, args.device, args.layer_timeout) + [""]
+    if sections & {"process", "frameworks"}:
+        lines += render_targets(cases, framework_cases, args.device)
+    if "layers" in sections:
+        lines += render_layer_targets(layer_cases, device_name(args.device))
     lines.append(f"(benchmark wall time {time.perf_counter() - started:.0f} s)")
     print("\n".join(lines))
 
