@@ -134,8 +134,4 @@ def _fold(reducer, x, count: int, per_call: int) -> None:
     if per_call == 1:
         reducer.fold(x)
     else:
-        try:  # TEMPORARY until every reducer takes draws=
-            reducer.fold(x, draws=count)
-        except TypeError:
-            for i in range(count):
-                reducer.fold(x[i])
+        reducer.fold(x, draws=count)

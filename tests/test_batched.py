@@ -153,8 +153,8 @@ torch = pytest.importorskip("torch")
 TORCH_SPECS = [
     InitSpec("xavier", "normal"),
     InitSpec("xavier", "uniform"),
-    InitSpec("kaiming", "normal", mode="fan_in", nonlinearity="relu", slope=0.0),
-    InitSpec("kaiming", "uniform", mode="fan_out", nonlinearity="relu", slope=0.0),
+    InitSpec("kaiming", "normal", mode="fan_in", nonlinearity="relu"),
+    InitSpec("kaiming", "uniform", mode="fan_out", nonlinearity="relu"),
     InitSpec("kaiming", "uniform", mode="fan_in", nonlinearity="leaky_relu", slope=0.2),
     InitSpec("kaiming", "normal", mode="fan_out", nonlinearity="tanh"),
     InitSpec("trunc-normal", std=0.02, low=-0.04, high=0.04),
@@ -207,7 +207,7 @@ def test_torch_batches_read_the_layers_own_fans(torch_adapter, fans_seen):
     assert len({tuple(d.flatten().tolist()) for d in batch[:100]}) == 100  # every draw its own values
 
     fans_seen.clear()
-    spec = InitSpec("kaiming", "uniform", mode="fan_in", nonlinearity="relu", slope=0.0)
+    spec = InitSpec("kaiming", "uniform", mode="fan_in", nonlinearity="relu")
     plan = torch_adapter.plan(spec, Layer.from_shape((1, 1, 3, 3), "torch"), "cpu", "float32")
     batch = plan.draw_batch(1, 50_000)
     assert set(fans_seen) == {(1, 1, 3, 3)}
@@ -377,3 +377,37 @@ def test_custom_batch_of_identical_draws_fails(small_batches):
     plan = custom_plan(repeated, "mine.py:repeated", Normal(0.0, 1.0), (2, 5))
     [result] = check_rows([plan], samples=SAMPLES)
     assert result.verdict == "FAIL" and "independence" in failed(result)
+
+
+@pytest.mark.parametrize("spec, shape", [
+    (InitSpec("xavier", "uniform"), (2, 5)),
+    (InitSpec("kaiming", "uniform", mode="fan_out", nonlinearity="relu"), (1, 1, 3, 3)),
+    (InitSpec("uniform", low=-0.3, high=0.7), (2, 5)),
+    (InitSpec("xavier", "normal"), (4, 8)),  # 16 values or more: normal_ takes the same path either way
+], ids=["xavier-uniform", "kaiming-uniform", "uniform", "xavier-normal"])
+def test_torch_batch_is_bit_for_bit_the_per_draw_calls(torch_adapter, spec, shape):
+    """On the CPU a vmapped batch is exactly ``count`` calls of the real initializer
+    on tensors of the layer's shape, one after the other, from the same seeded generator."""
+    from initcheck.frameworks.pytorch import _initializer
+
+    plan = torch_adapter.plan(spec, Layer.from_shape(shape, "torch"), "cpu", "float32")
+    batch = plan.draw_batch(123, 50).clone()
+    function, kwargs = _initializer(spec)
+    generator = torch.Generator().manual_seed(123)
+    calls = torch.stack([function(torch.empty(shape), **kwargs, generator=generator) for _ in range(50)])
+    assert torch.equal(batch, calls)
+
+
+def test_torch_layer_default_batches_are_bit_for_bit_the_layers_own(torch_adapter):
+    """The weight batch is what K nn.Linear(5, 2) build, one after the other, from
+    the same global seed (the batch's biases come after its weights, so the
+    layers are built without one); the bias batch is the bias rule's uniform_ calls."""
+    rows = dict(torch_adapter.default_rows(Layer.from_shape((2, 5), "torch"), "cpu", "float32"))
+    weights, biases = rows["weight"].draw_batch(9, 20).clone(), rows["bias"].draw_batch(9, 20).clone()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(9)
+        built = torch.stack([torch.nn.Linear(5, 2, bias=False).weight.detach() for _ in range(20)])
+        torch.manual_seed(9)
+        bound = 1 / math.sqrt(5)
+        drawn = torch.stack([torch.nn.init.uniform_(torch.empty(2), -bound, bound) for _ in range(20)])
+    assert torch.equal(weights, built) and torch.equal(biases, drawn)
