@@ -14,8 +14,13 @@ Small draws come in batches (:attr:`~initcheck.frameworks.base.Plan.draw_batch`)
 tensor whose per-sample shape is the layer's (``_calculate_fan_in_and_fan_out``
 sees the real shape) and every draw of the batch gets its own values.  vmap
 passes the generator through: it is seeded once per batch with the batch's
-seed, and the batch is drawn from it.  An initializer that vmap cannot run
-(``trunc_normal_`` from torch 2.13 on: its rejection loop asks ``mask.any()``,
+seed, and the batch is drawn from it.  Under vmap the initializer's random op
+runs once over the whole batch, so on the CPU a uniform batch is bit for bit
+``count`` real calls in a row from that generator (tested); torch's ``normal_``
+takes a scalar path for tensors under 16 values and a vectorized one above, so
+the batch of a normal initializer on a tensor that small has the values of the
+vectorized path (the same law).  An initializer that vmap cannot run
+(``trunc_normal_`` where, as in torch 2.13, its rejection loop asks ``mask.any()``,
 data-dependent control flow) is called once per draw instead, on each
 ``(shape)`` slice of the batch in turn, from the same generator seeded once
 per batch; only the folding is batched for it.
