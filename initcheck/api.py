@@ -71,8 +71,9 @@ def xavier(dist: str = "normal", gain: float | None = None) -> Scheme:
 
 
 def kaiming(dist: str = "normal", mode: str = "fan_in", nonlinearity: str = "leaky_relu",
-            a: float = 0.0) -> Scheme:
-    """Kaiming/He: variance = gain(nonlinearity, a)^2 / fan (fan_in or fan_out)."""
+            a: float | None = None) -> Scheme:
+    """Kaiming/He: variance = gain(nonlinearity, a)^2 / fan (fan_in or fan_out);
+    ``a`` is leaky_relu's negative slope (0 when not given)."""
     return InitSpec("kaiming", dist, mode=mode, nonlinearity=nonlinearity, slope=a)
 
 

@@ -71,12 +71,16 @@ class Options:
     progress: bool
     reference: str
     strict: bool
+    #: The options given on the command line (not left at their defaults).
+    explicit: frozenset = frozenset()
 
     def validated(self) -> Options:
         if not 0.0 < self.alpha < 1.0:
             raise InputError(f"--alpha must be between 0 and 1, got {self.alpha}")
         if self.seed < 0:
             raise InputError(f"--seed must be 0 or more, got {self.seed}")
+        if self.plot_failures and not self.plot_dir:
+            raise InputError("--plot-failures needs --plot DIR (it chooses which rows are plotted)")
         return self
 
     @property
@@ -114,10 +118,16 @@ class Options:
         return layers
 
 
+FRAMEWORK_HELP = (
+    f"Comma list of {', '.join(registry.ADAPTERS)} (also "
+    f"{', '.join(f'{alias} = {name}' for alias, name in registry.ALIASES.items())}).  "
+    f"Default: every installed one ({', '.join(n for n in registry.ADAPTERS if registry.installed(n))}).")
+
+
 def common_options(command):
     """Options every checking command shares; the command receives ``opts``."""
     options = [
-        click.option("--framework", "-f", help="Comma list: torch, reference. Default: every installed one."),
+        click.option("--framework", "-f", help=FRAMEWORK_HELP),
         click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N (gpu = cuda)."),
         click.option("--dtype", type=click.Choice(DTYPES), default="float32", show_default=True),
         click.option("--shape", "shapes", multiple=True, help="Weight shape, e.g. 128,64,3,3 (repeatable)."),
@@ -150,7 +160,11 @@ def common_options(command):
 
     @functools.wraps(command)
     def wrapper(**kwargs):
-        opts = Options(**{name: kwargs.pop(name) for name in Options.__dataclass_fields__}).validated()
+        context = click.get_current_context()
+        fields = [name for name in Options.__dataclass_fields__ if name != "explicit"]
+        explicit = frozenset(name for name in fields
+                             if context.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT)
+        opts = Options(**{name: kwargs.pop(name) for name in fields}, explicit=explicit).validated()
         return command(opts=opts, **kwargs)
 
     for option in reversed(options):
@@ -265,8 +279,14 @@ def detect_samples(rows: list[Row], opts: Options) -> int:
 
 def check_scheme(specs: list[InitSpec], opts: Options) -> int:
     layers = opts.layers(required=specs[0].uses_fans)
+    device = parse_device(opts.device)
     frameworks = registry.resolve(opts.framework)
-    rows = requests.scheme_rows(specs, layers, frameworks, parse_device(opts.device), opts.dtype, opts.reference)
+    if device != "cpu":
+        if opts.framework is not None and any(f.name == "reference" for f in frameworks):
+            raise InputError(f"the reference framework samples with NumPy on the CPU; it cannot run on {device} "
+                             "(leave it out of -f)")
+        frameworks = [f for f in frameworks if f.name != "reference"]
+    rows = requests.scheme_rows(specs, layers, frameworks, device, opts.dtype, opts.reference)
     title = f"initcheck {initcheck.__version__}: {', '.join(dict.fromkeys(s.describe() for s in specs))}"
     return execute(rows, opts, frameworks, title)
 
@@ -301,9 +321,9 @@ def xavier(opts, dist, gain):
 
 @cli.command()
 @dist_option
-@click.option("--mode", default="fan_in", show_default=True, help=f"One of {', '.join(MODES)}.")
-@click.option("--nonlinearity", default="leaky_relu", show_default=True, help=", ".join(NONLINEARITIES))
-@click.option("--a", "slope", type=float, default=0.0, show_default=True, help="leaky_relu negative slope.")
+@click.option("--mode", type=click.Choice(MODES), default="fan_in", show_default=True)
+@click.option("--nonlinearity", type=click.Choice(NONLINEARITIES), default="leaky_relu", show_default=True)
+@click.option("--a", "slope", type=float, help="leaky_relu negative slope (default 0; only with leaky_relu).")
 @common_options
 def kaiming(opts, dist, mode, nonlinearity, slope):
     """Kaiming/He: variance = gain(nonlinearity)^2 / fan (fan_in or fan_out)."""
@@ -325,7 +345,7 @@ def lecun(opts, dist):
 
 @cli.command("variance-scaling")
 @click.option("--scale", type=float, default=1.0, show_default=True, help="variance = scale / n.")
-@click.option("--mode", default="fan_in", show_default=True, help=f"One of {', '.join(MODES)}.")
+@click.option("--mode", type=click.Choice(MODES), default="fan_in", show_default=True)
 @click.option("--distribution", "--dist", "dist", default="truncated-normal", show_default=True,
               help="truncated-normal, normal or uniform; passed to each framework by name, so "
                    "'normal' shows Keras' truncated alias beside JAX's plain normal.")
@@ -405,13 +425,13 @@ def env():
 @cli.command()
 @click.argument("target")
 @click.option("--expect", type=click.Choice(requests.EXPECTATIONS), required=True, help="The law FUNC should draw from.")
-@click.option("--dist", default="normal", show_default=True, help=f"For xavier/kaiming/lecun: {', '.join(DISTRIBUTIONS)}.")
+@click.option("--dist", type=click.Choice(DISTRIBUTIONS), help="For xavier/kaiming/lecun (default normal).")
 @click.option("--gain", type=float, help="xavier gain.")
-@click.option("--mode", help="kaiming mode: fan_in (default) or fan_out.")
-@click.option("--nonlinearity", help="kaiming nonlinearity (default leaky_relu).")
+@click.option("--mode", type=click.Choice(MODES), help="kaiming mode (default fan_in).")
+@click.option("--nonlinearity", type=click.Choice(NONLINEARITIES), help="kaiming nonlinearity (default leaky_relu).")
 @click.option("--a", "slope", type=float, help="kaiming leaky_relu slope (default 0).")
 @click.option("--std", type=float, help="normal / trunc-normal std.")
-@click.option("--mean", type=float, default=0.0, show_default=True, help="normal / trunc-normal mean.")
+@click.option("--mean", type=float, help="normal / trunc-normal mean (default 0).")
 @click.option("--bound", type=float, help="uniform: U(-bound, bound).")
 @click.option("--low", type=float, help="uniform / trunc-normal lower bound.")
 @click.option("--high", type=float, help="uniform / trunc-normal upper bound.")
@@ -422,7 +442,9 @@ def custom(opts, target, expect, dist, gain, mode, nonlinearity, slope, std, mea
     FUNC(shape, seed) is called once per draw and must return an array of that
     shape.  The shape comes from --shape (read with --layout) or from
     --fan-in/--fan-out as a dense layer; --fan-in/--fan-out given with --shape set
-    the fans of the law while the shape is passed as is.
+    the fans of the law while the shape is passed as is.  Each row is followed
+    by the law itself sampled with NumPy as a control (-f custom leaves it out;
+    --dtype sets its dtype).
     """
     spec = requests.expected_spec(expect, dist, gain, mode, nonlinearity, slope, std, mean, bound, low, high)
     if not opts.shapes and (opts.fan_in is None or opts.fan_out is None) and spec.uses_fans:
@@ -436,7 +458,14 @@ def custom(opts, target, expect, dist, gain, mode, nonlinearity, slope, std, mea
     fans = None
     if opts.fan_in is not None or opts.fan_out is not None:
         fans = Layer.dense(opts.fan_in, opts.fan_out)
-    with_reference = opts.framework is None or "reference" in opts.framework
+    if "device" in opts.explicit:
+        raise InputError("--device does not apply to custom: your function's tensors are checked where it puts "
+                         "them (the reference control row runs on the CPU)")
+    names = parse_list(opts.framework, ("custom", "reference"), "-f") if opts.framework is not None else None
+    with_reference = names is None or "reference" in names
+    if "dtype" in opts.explicit and not with_reference:
+        raise InputError("--dtype sets the reference control row's dtype; with -f custom there is none (your "
+                         "function's rows are checked in the dtype it returns)")
     rows = requests.custom_rows(target, spec, shapes, shaped, fans, with_reference, opts.dtype)
     frameworks = [registry.load("reference")]
     return execute(rows, opts, frameworks, f"initcheck {initcheck.__version__}: custom {target}")

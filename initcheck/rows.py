@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 
 from initcheck.errors import InputError
-from initcheck.frameworks.base import Plan
+from initcheck.frameworks.base import Plan, Skip
 from initcheck.layers import Layer, format_shape
 from initcheck.runner import Row
 from initcheck.schemes import DISTRIBUTIONS, InitSpec
@@ -51,7 +51,11 @@ def scheme_rows(specs: list[InitSpec], layers: list[Layer], frameworks: list, de
     for spec in specs:
         for layer in layers:
             for framework in frameworks:
-                plan = framework.plan(spec, layer, device, dtype)
+                if framework.name == "reference" and device != "cpu":
+                    plan = Skip("reference", "numpy", f"the reference samples with NumPy on the CPU, not on {device}",
+                                device, dtype, layer.shape("torch"))
+                else:
+                    plan = framework.plan(spec, layer, device, dtype)
                 label = spec.describe()
                 if reference == "paper" and isinstance(plan, Plan):
                     plan.law = spec.law(layer.fan_in, layer.fan_out)
@@ -76,17 +80,38 @@ def default_rows(layers: list[Layer], frameworks: list, device: str, dtype: str)
     return rows
 
 
-def expected_spec(expect, dist="normal", gain=None, mode=None, nonlinearity=None, slope=None, std=None,
-                  mean=0.0, bound=None, low=None, high=None) -> InitSpec:
-    """The law a custom function is checked against, from --expect and its options."""
+#: The options each expectation of a custom function takes (None: not given).
+EXPECTATION_OPTIONS = {
+    "xavier": ("dist", "gain"),
+    "kaiming": ("dist", "mode", "nonlinearity", "a"),
+    "lecun": ("dist",),
+    "normal": ("std", "mean"),
+    "uniform": ("bound", "low", "high"),
+    "trunc-normal": ("std", "mean", "low", "high"),
+}
+
+
+def expected_spec(expect, dist=None, gain=None, mode=None, nonlinearity=None, slope=None, std=None,
+                  mean=None, bound=None, low=None, high=None) -> InitSpec:
+    """The law a custom function is checked against, from --expect and its
+    options; an option the expectation does not use is an InputError, not
+    silently ignored."""
     if expect not in EXPECTATIONS:
         raise InputError(f"unknown expectation {expect!r}; expected one of {', '.join(EXPECTATIONS)}")
+    given = {"dist": dist, "gain": gain, "mode": mode, "nonlinearity": nonlinearity, "a": slope, "std": std,
+             "mean": mean, "bound": bound, "low": low, "high": high}
+    unused = [name for name, value in given.items() if value is not None and name not in EXPECTATION_OPTIONS[expect]]
+    if unused:
+        takes = ", ".join(f"--{name}" for name in EXPECTATION_OPTIONS[expect])
+        raise InputError(f"--{unused[0]} does not apply to --expect {expect} (it takes {takes})")
+    dist = dist or "normal"
+    mean = 0.0 if mean is None else mean
     if expect in ("xavier", "kaiming", "lecun"):
         if dist not in DISTRIBUTIONS:
             raise InputError(f"--dist: unknown value {dist!r}; expected one of {', '.join(DISTRIBUTIONS)}")
         if expect == "kaiming":
             return InitSpec("kaiming", dist, mode=mode or "fan_in", nonlinearity=nonlinearity or "leaky_relu",
-                            slope=slope or 0.0)
+                            slope=slope)
         return InitSpec(expect, dist, gain=gain if expect == "xavier" else None)
     if expect == "uniform":
         if bound is not None:

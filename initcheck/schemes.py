@@ -135,6 +135,8 @@ class InitSpec:
             raise InputError(f"unknown mode {self.mode!r}; expected one of {', '.join(MODES)}")
         if self.nonlinearity is not None:
             gain(self.nonlinearity, self.slope)  # validates the name
+        if self.slope is not None and (self.nonlinearity or "leaky_relu") != "leaky_relu":
+            raise InputError(f"--a is the negative slope of leaky_relu; nonlinearity {self.nonlinearity} has none")
         for name in ("gain", "scale", "std"):
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value > 0):

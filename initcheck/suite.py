@@ -276,8 +276,8 @@ def _combination_rows(scheme, c: dict, shapes, layers, frameworks, base: Path, w
         module_part, sep, name = target.rpartition(":")
         if sep and (module_part.endswith(".py") or "/" in module_part) and not Path(module_part).is_absolute():
             target = f"{base / module_part}:{name}"
-        spec = requests.expected_spec(c["expect"], c.get("dist", "normal"), c.get("gain"), c.get("mode"),
-                                      c.get("nonlinearity"), c.get("a"), c.get("std"), c.get("mean", 0.0),
+        spec = requests.expected_spec(c["expect"], c.get("dist"), c.get("gain"), c.get("mode"),
+                                      c.get("nonlinearity"), c.get("a"), c.get("std"), c.get("mean"),
                                       c.get("bound"), c.get("low"), c.get("high"))
         if not layers:
             if spec.uses_fans:
@@ -295,7 +295,8 @@ def _combination_rows(scheme, c: dict, shapes, layers, frameworks, base: Path, w
                         mode=c.get("mode", "fan_in"))
     elif scheme == "kaiming":
         spec = InitSpec("kaiming", c.get("dist", "normal"), mode=c.get("mode", "fan_in"),
-                        nonlinearity=c.get("nonlinearity", "leaky_relu"), slope=float(c.get("a", 0.0)))
+                        nonlinearity=c.get("nonlinearity", "leaky_relu"),
+                        slope=float(c["a"]) if "a" in c else None)
     elif scheme == "xavier":
         gain = c.get("gain")
         spec = InitSpec("xavier", c.get("dist", "normal"), gain=None if gain is None else float(gain))

@@ -32,8 +32,8 @@ def load(name: str):
 
 
 def resolve(names: str | None) -> list:
-    """Adapters for a comma-separated list of names (default: all installed)."""
-    if not names:
+    """Adapters for a comma-separated list of names (None: all installed)."""
+    if names is None:
         return [load(name) for name in ADAPTERS if installed(name)]
     chosen = []
     for raw in names.split(","):

@@ -1,0 +1,55 @@
+"""Options that would be silently ignored are refused, each in one line with exit 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from helpers import run_cli
+
+EXAMPLE = str(Path(__file__).resolve().parent.parent / "examples" / "my_init.py") + ":xavier_uniform"
+FANS = ("--fan-in", "10", "--fan-out", "10", "-n", "1e4", "--no-progress")
+
+
+@pytest.mark.parametrize("args, message", [
+    (("kaiming", "--nonlinearity", "relu", "--a", "0.2", *FANS), "--a is the negative slope of leaky_relu"),
+    (("xavier", "--plot-failures", *FANS), "--plot-failures needs --plot"),
+    (("xavier", "-f", "", *FANS), "names no framework"),
+    (("xavier", "-f", ",", *FANS), "names no framework"),
+    (("xavier", "-f", "reference", "--device", "cuda", *FANS), "reference framework samples with NumPy on the CPU"),
+    (("kaiming", "--mode", "fan_sideways", *FANS), "fan_sideways"),
+    (("kaiming", "--nonlinearity", "swish", *FANS), "swish"),
+    (("custom", EXAMPLE, "--expect", "lecun", "--gain", "2", "--shape", "4,4"), "--gain does not apply to --expect lecun"),
+    (("custom", EXAMPLE, "--expect", "uniform", "--bound", "1", "--std", "1", "--shape", "4,4"),
+     "--std does not apply to --expect uniform"),
+    (("custom", EXAMPLE, "--expect", "normal", "--std", "1", "--mode", "fan_out", "--shape", "4,4"),
+     "--mode does not apply"),
+    (("custom", EXAMPLE, "--expect", "normal", "--std", "1", "-f", "torch", "--shape", "4,4"), "expected one of custom, reference"),
+    (("custom", EXAMPLE, "--expect", "normal", "--std", "1", "-f", "custom", "--dtype", "float16", "--shape", "4,4"),
+     "--dtype sets the reference control row's dtype"),
+    (("custom", EXAMPLE, "--expect", "normal", "--std", "1", "--device", "cuda", "--shape", "4,4"),
+     "--device does not apply to custom"),
+])
+def test_an_option_that_would_be_ignored_is_refused(capsys, args, message):
+    code, out, err = run_cli(capsys, *args)
+    assert code == 2, out + err
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_custom_without_the_control_row(capsys):
+    code, out, err = run_cli(capsys, "custom", EXAMPLE, "--expect", "xavier", "--dist", "uniform", "-f", "custom",
+                             "--shape", "64,32", "-n", "1e4", "--no-progress")
+    assert code in (0, 1), out + err
+    assert "reference" not in out and "custom" in out
+
+
+def test_a_suite_on_cuda_skips_the_reference_row_with_the_reason(tmp_path):
+    from initcheck import frameworks as registry
+    from initcheck.layers import Layer
+    from initcheck.rows import scheme_rows
+    from initcheck.schemes import InitSpec
+
+    rows = scheme_rows([InitSpec("xavier", "normal")], [Layer.dense(8, 8)], [registry.load("reference")],
+                       "cuda:0", "float32")
+    assert "on the CPU, not on cuda:0" in rows[0].plan.reason
