@@ -18,7 +18,7 @@ Small draws come in batches (``Plan.draw_batch``).  Keras documents a
 values on every call; call j of ``X(seed=SeedGenerator(a))`` draws with the
 seed pair ``[a, j]``.  A batch calls the real initializer once per draw, on the
 real per-draw shape, inside one ``tf.function`` (a ``tf.map_fn`` over groups of
-eight calls, compiled once per row), with a seed generator that hands call j
+sixteen calls, compiled once per row), with a seed generator that hands call j
 the pair ``[a, j]`` from a table instead of from a variable, so draw j of the
 batch is bit for bit call j of ``X(seed=SeedGenerator(a))``, with ``a`` from
 the batch's seed.  Graph mode runs the same kernels as eager mode (no XLA:
@@ -37,15 +37,26 @@ and the layer's own ``kernel_initializer`` (taken from a real layer) called with
 each of those seeds; it is checked against really built layers once per row
 and falls back to building them if it ever differs.
 
-The caller's process is left as it was: TensorFlow's import-time C++ log noise
-goes to /dev/null during the import only (file descriptor 2 is restored right
-after); ``TF_CPP_MIN_LOG_LEVEL`` is not set, because TensorFlow reads it once,
-at import, and a level set then would silence the caller's own TensorFlow logs
-for good; ``KERAS_BACKEND`` is set to ``tensorflow`` during the import only, and
-only when the caller set none and Keras was not imported yet.  Keras imported
-with another backend makes every Keras row an :class:`InputError`.  TensorFlow's
-Python warnings are filtered (a logging filter, the logger's level untouched)
-only while this adapter imports, traces or starts devices.
+The caller's process is left as it was:
+
+* TensorFlow's import-time C++ log noise goes to /dev/null during the import
+  only (file descriptor 2 is restored right after), and so does what its
+  context logs when it starts, on the first draw; no op runs at import.
+* initcheck sets no ``TF_CPP_MIN_LOG_LEVEL``: TensorFlow reads it once, at
+  import, so a level set then would silence the caller's own TensorFlow logs
+  for good.  TensorFlow imports JAX, whose import sets it to 1 where unset; the
+  caller's value (or its absence) is put back after the import.  The other
+  variables TensorFlow's import sets (``TF2_BEHAVIOR``, ...) it reads later,
+  and keeps.
+* ``KERAS_BACKEND`` is set to ``tensorflow`` during the import only, and only
+  when the caller set none and Keras was not imported yet.  Keras imported
+  with another backend makes every Keras row a one-line :class:`InputError`.
+* TensorFlow's Python warnings are filtered (a logging filter; the logger's
+  level is untouched) only while this adapter imports, traces or starts devices.
+* No global RNG is left changed: importing TensorFlow draws from Python's and
+  NumPy's global generators, whose states are put back after the import;
+  Python's ``random`` is seeded for a layer's construction only and restored
+  after; TensorFlow's and Keras' global generators are never touched.
 """
 
 from __future__ import annotations
@@ -92,6 +103,9 @@ def _import():
     """tensorflow and keras, imported without leaving settings behind."""
     keras_imported = "keras" in sys.modules
     choose_backend = not keras_imported and "KERAS_BACKEND" not in os.environ
+    log_level = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
+    # importing TensorFlow draws from Python's and NumPy's global generators
+    python_state, numpy_state = random.getstate(), np.random.get_state()
     if choose_backend:
         os.environ["KERAS_BACKEND"] = "tensorflow"
     try:
@@ -101,6 +115,13 @@ def _import():
     finally:
         if choose_backend:
             os.environ.pop("KERAS_BACKEND", None)
+        # TensorFlow imports JAX, whose import sets it where unset; it has been read by now
+        if log_level is None:
+            os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
+        else:
+            os.environ["TF_CPP_MIN_LOG_LEVEL"] = log_level
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
     backend = keras.backend.backend()
     problem = None
     if backend != "tensorflow":
@@ -115,8 +136,8 @@ from keras.src.random.seed_generator import make_default_seed  # noqa: E402
 
 _CLASS = {"glorot": "Glorot", "he": "He", "lecun": "Lecun"}
 #: Real initializer calls traced into one step of a batch's loop: fewer loop
-#: steps per draw, a trace still short.
-_GROUP = 8
+#: steps per draw, a trace still short (about 0.2 s).
+_GROUP = 16
 #: Keras casts seed pairs to int32 with floormod(seed, 2**31 - 2).
 _SEED_MODULUS = 2**31 - 2
 _PLAN_FIELDS = {field.name for field in dataclasses.fields(Plan)}
@@ -189,8 +210,8 @@ class Batcher:
 
         def group(pairs):
             drawn = []
-            for j in range(_GROUP):
-                table.current = pairs[j]
+            for pair in tf.unstack(pairs, num=_GROUP):
+                table.current = pair
                 drawn.append(called(self.shape, dtype=dtype))
             return tf.stack(drawn)
 
