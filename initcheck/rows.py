@@ -14,6 +14,7 @@ import math
 from initcheck.errors import InputError
 from initcheck.frameworks.base import Plan, Skip
 from initcheck.layers import Layer, format_shape
+from initcheck.resources import check_fits
 from initcheck.runner import Row
 from initcheck.schemes import DISTRIBUTIONS, InitSpec
 
@@ -47,6 +48,8 @@ def scheme_rows(specs: list[InitSpec], layers: list[Layer], frameworks: list, de
     checks each framework against the paper's law instead of its documented one."""
     for framework in frameworks:
         framework.check_device(device)
+    for layer in layers:
+        check_fits(layer.shape("torch"), dtype, device)
     rows = []
     for spec in specs:
         for layer in layers:
@@ -69,6 +72,8 @@ def default_rows(layers: list[Layer], frameworks: list, device: str, dtype: str)
     frameworks = [f for f in frameworks if f.name != "reference"]
     for framework in frameworks:
         framework.check_device(device)
+    for layer in layers:
+        check_fits(layer.shape("torch"), dtype, device)
     rows = [
         Row(f"default {parameter}", layer.describe(), plan)
         for layer in layers
@@ -131,6 +136,7 @@ def function_rows(function, name: str, law, label: str, shape: tuple[int, ...], 
     ``law``; ``fans``, when the law came from them, are shown in the row."""
     from initcheck.frameworks.custom import custom_plan
 
+    check_fits(tuple(shape), "float64")  # the function's dtype is known only once it has drawn
     layer = f"shape {format_shape(shape)}" + (f"\nfan_in {fans.fan_in}, fan_out {fans.fan_out}" if fans else "")
     return [Row(label, layer, custom_plan(function, name, law, tuple(shape)))]
 

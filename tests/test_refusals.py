@@ -53,3 +53,25 @@ def test_a_suite_on_cuda_skips_the_reference_row_with_the_reason(tmp_path):
     rows = scheme_rows([InitSpec("xavier", "normal")], [Layer.dense(8, 8)], [registry.load("reference")],
                        "cuda:0", "float32")
     assert "on the CPU, not on cuda:0" in rows[0].plan.reason
+
+
+@pytest.mark.parametrize("args", [
+    ("xavier", "--fan-in", "1000000000000", "--fan-out", "256"),
+    ("xavier", "--fan-in", "1000000000000", "--fan-out", "256", "-f", "jax"),
+    ("xavier", "--shape", "100000,100000", "-n", "1e5"),
+    ("defaults", "--shape", "100000,100000"),
+])
+def test_a_layer_too_large_for_memory_is_refused_before_anything_is_allocated(capsys, args):
+    code, out, err = run_cli(capsys, *args)
+    assert code == 2, out + err
+    assert "float32 weight needs" in err and "available" in err and len(err.strip().splitlines()) == 1
+
+
+def test_check_fits_states_what_a_row_holds():
+    from initcheck.errors import InputError
+    from initcheck.resources import check_fits
+
+    check_fits((1000, 1000), "float32", available=12_000_001)  # three 4 MB draws fit in 12 MB
+    with pytest.raises(InputError, match=r"a 1000 x 1000 float32 weight needs 4 MB a draw \(12 MB for the 3 draws"):
+        check_fits((1000, 1000), "float32", available=11_999_999)
+    check_fits((10**6, 10**6), "float32", device="cuda:0", available=1)  # a device's memory is its framework's
