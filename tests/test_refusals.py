@@ -59,7 +59,7 @@ def test_a_suite_on_cuda_skips_the_reference_row_with_the_reason(tmp_path):
     ("xavier", "--fan-in", "1000000000000", "--fan-out", "256"),
     ("xavier", "--fan-in", "1000000000000", "--fan-out", "256", "-f", "jax"),
     ("xavier", "--shape", "100000,100000", "-n", "1e5"),
-    ("defaults", "--shape", "100000,100000"),
+    ("defaults", "--shape", "100000,100000", "-f", "torch"),
 ])
 def test_a_layer_too_large_for_memory_is_refused_before_anything_is_allocated(capsys, args):
     code, out, err = run_cli(capsys, *args)
