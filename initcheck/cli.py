@@ -24,6 +24,7 @@ import initcheck
 from initcheck import frameworks as registry
 from initcheck import rows as requests
 from initcheck.errors import InputError
+from initcheck.estimate import MAX_ROWS, MAX_SECONDS, check_run_size, human_duration
 from initcheck.frameworks.base import DTYPES, Plan, parse_device
 from initcheck.layers import LAYOUTS, Layer, parse_shape
 from initcheck.report import (
@@ -71,6 +72,7 @@ class Options:
     progress: bool
     reference: str
     strict: bool
+    yes: bool
     #: The options given on the command line (not left at their defaults).
     explicit: frozenset = frozenset()
 
@@ -89,14 +91,15 @@ class Options:
 
     @property
     def detect_error(self) -> float | None:
-        """--detect as a fraction ("0.5%" -> 0.005), or None."""
+        """--detect as a fraction, or None: a percentage with or without its
+        sign ("0.5%" and "0.5" both mean 0.005)."""
         if self.detect is None:
             return None
         if self.samples is not None:
             raise InputError("give --samples or --detect, not both")
         text = self.detect.strip()
         try:
-            value = float(text.rstrip("%")) / (100.0 if text.endswith("%") else 1.0)
+            value = float(text.removesuffix("%")) / 100.0
         except ValueError:
             raise InputError(f"--detect {self.detect!r} is not a number or a percentage") from None
         if not 0.0 < value < 1.0:
@@ -136,8 +139,10 @@ def common_options(command):
         click.option("--fan-in", type=int, help="Dense layer input size."),
         click.option("--fan-out", type=int, help="Dense layer output size."),
         click.option("--samples", "-n", help="Values per row, default 1e7 (1e8 notation ok)."),
-        click.option("--detect", help="Choose N so a relative std error this large (e.g. 0.5%) is caught "
-                                      "with probability 0.999."),
+        click.option("--detect", help="Choose N so a relative std error this large, in percent (0.5 or "
+                                      "0.5%), is caught with probability 0.999."),
+        click.option("--yes", "-y", is_flag=True, help=f"Run even above {human_duration(MAX_SECONDS)} "
+                                                       f"estimated or {MAX_ROWS:,} rows."),
         click.option("--seed", type=int, default=0, show_default=True),
         click.option("--alpha", type=float, default=1e-6, show_default=True,
                      help="Family-wise false-failure rate of the whole command (Holm)."),
@@ -172,9 +177,12 @@ def common_options(command):
     return wrapper
 
 
-def execute(rows: list[Row], opts: Options, frameworks: list, title: str) -> int:
+def execute(rows: list[Row], opts: Options, frameworks: list, title: str, announce: bool = False) -> int:
     """Run the rows, print, write reports; returns the exit code (130 after Ctrl-C,
-    with the table of what was sampled so far)."""
+    143 after SIGTERM, with the table of what was sampled so far).  A long run
+    (or any suite, ``announce``) says its size and measured estimate on stderr
+    first, and does not start above the limits of :mod:`initcheck.estimate`
+    unless ``--yes``."""
     for option, path in (("--json", opts.json_path), ("--junit", opts.junit_path)):
         if path:
             writable_file(path, option)  # before the sampling, not after
@@ -183,6 +191,9 @@ def execute(rows: list[Row], opts: Options, frameworks: list, title: str) -> int
 
         require_matplotlib()
     samples = opts.sample_count if opts.detect_error is None else detect_samples(rows, opts)
+    announce = check_run_size(rows, samples, opts.yes, always=announce or opts.detect is not None)
+    if announce:
+        click.echo(f"initcheck: {announce}", err=True)
     with stop_signals() as stopped:
         outcome = run(rows, samples, opts.seed, opts.alpha, show_progress=opts.progress, strict=opts.strict)
     results = outcome.results
@@ -255,10 +266,8 @@ def writable_file(path: str, option: str) -> None:
 
 
 def detect_samples(rows: list[Row], opts: Options) -> int:
-    """--detect: the largest N any row needs, announced with an estimate of the
-    time it takes (from one timed draw of the first row)."""
-    import time
-
+    """--detect: the largest N any row needs (announced; the time it takes is
+    estimated with every long run's)."""
     from initcheck.checks import CHECKS_PER_ROW, samples_to_detect
 
     plans = [row.plan for row in rows if isinstance(row.plan, Plan)]
@@ -266,14 +275,7 @@ def detect_samples(rows: list[Row], opts: Options) -> int:
         return parse_samples(DEFAULT_SAMPLES)
     level = opts.alpha / (CHECKS_PER_ROW * len(plans))
     samples = max(MIN_SAMPLES, max(samples_to_detect(p.law, opts.detect_error, level) for p in plans))
-    started = time.perf_counter()
-    first = plans[0].draw(0)
-    per_value = (time.perf_counter() - started) / max(1, math.prod(getattr(first, "shape", (1,))))
-    click.echo(
-        f"initcheck: --detect {opts.detect}: {samples:,} values per row, {len(plans)} rows; "
-        f"about {per_value * samples * len(plans) * 1.5:.1f} s at the first row's drawing rate",
-        err=True,
-    )
+    click.echo(f"initcheck: --detect {opts.detect}: {samples:,} values per row", err=True)
     return samples
 
 
@@ -484,8 +486,10 @@ def custom(opts, target, expect, dist, gain, mode, nonlinearity, slope, std, mea
 @click.option("--plot-failures", is_flag=True, help="With --plot: only rows that FAIL or WARN.")
 @click.option("--quiet", "-q", is_flag=True, help="Print the table only when something failed.")
 @click.option("--progress/--no-progress", default=True, help="Progress bar on stderr for long runs.")
+@click.option("--yes", "-y", is_flag=True, help=f"Run even above {human_duration(MAX_SECONDS)} estimated or "
+                                               f"{MAX_ROWS:,} rows.")
 def suite_command(suite_file, samples, device, seed, alpha, strict, json_path, junit_path, plot_dir, plot_failures,
-                  quiet, progress):
+                  quiet, progress, yes):
     """Run every check of a TOML suite file as one command (one table, one Holm
     family, one report).  See configs/*.toml and the README for the format."""
     from initcheck.suite import load_suite
@@ -498,9 +502,10 @@ def suite_command(suite_file, samples, device, seed, alpha, strict, json_path, j
         samples=None, detect=None, seed=suite.seed if seed is None else seed,
         alpha=suite.alpha if alpha is None else alpha, json_path=json_path, junit_path=junit_path,
         plot_dir=plot_dir, plot_failures=plot_failures, quiet=quiet, progress=progress, reference="documented",
-        strict=suite.strict if strict is None else strict,
+        strict=suite.strict if strict is None else strict, yes=yes,
     ).validated()
-    return execute(suite.rows, opts, suite.frameworks, f"initcheck {initcheck.__version__}: suite {suite_file}")
+    return execute(suite.rows, opts, suite.frameworks, f"initcheck {initcheck.__version__}: suite {suite_file}",
+                   announce=True)
 
 
 @cli.command()
