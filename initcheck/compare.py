@@ -522,12 +522,27 @@ def _differences(old: dict, new: dict, keys=None) -> dict[str, tuple]:
     return {k: (old.get(k), new.get(k)) for k in keys if not _same(old.get(k), new.get(k))}
 
 
+def _row_samples_changes(rows: list) -> dict[str, tuple]:
+    """The N each matched row asked for, where it changed (a suite's checks
+    each have their own): ``{"samples (N rows)": (old, new)}``, one entry per
+    distinct change."""
+    changes: dict[tuple, int] = {}
+    for row in rows:
+        before, after = row.old.get("samples"), row.new.get("samples")
+        if before is not None and after is not None and before != after:
+            changes[(before, after)] = changes.get((before, after), 0) + 1
+    return {f"samples ({count} row{'s' if count > 1 else ''})": pair for pair, count in changes.items()}
+
+
 def compare_reports(old: dict, new: dict, alpha: float = DEFAULT_ALPHA) -> Comparison:
     """Match the rows of two reports by key and test every matched row with
     statistics in both for shifts (mean, variance, KS), Holm over all tests."""
     if not 0.0 < alpha < 1.0:
         raise InputError(f"alpha must be between 0 and 1, got {alpha:g}")
     old_rows, new_rows = _rows_by_key(old), _rows_by_key(new)
+    if old_rows and new_rows and not set(old_rows) & set(new_rows):
+        raise InputError(f"the two reports share no rows (no row key in common: {len(old_rows)} rows before, "
+                         f"{len(new_rows)} after); compare two runs of the same command or suite")
     rows = []
     for key, old_row in old_rows.items():
         if key not in new_rows:
@@ -559,7 +574,8 @@ def compare_reports(old: dict, new: dict, alpha: float = DEFAULT_ALPHA) -> Compa
         gone=[row for key, row in old_rows.items() if key not in new_rows],
         versions={name: (old_versions.get(name), new_versions.get(name)) for name in names},
         environment_changes=_differences(old_env, new_env, ["initcheck", "python", "platform", "devices"]),
-        settings_changes=_differences(old.get("settings") or {}, new.get("settings") or {}),
+        settings_changes={**_differences(old.get("settings") or {}, new.get("settings") or {}),
+                          **_row_samples_changes(rows)},
         old_created=old.get("created"),
         new_created=new.get("created"),
     )

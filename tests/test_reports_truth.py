@@ -76,3 +76,29 @@ def test_a_stopped_run_is_checked_reported_and_exits_with_the_signal(tmp_path, s
     assert data["exit_code"] == code and data["settings"]["interrupted"] is True
     (row,) = data["rows"]
     assert row["partial"] and row["verdict"] == "PASS" and row["statistics"]["count"] > 0
+
+
+def _suite(tmp_path, name, fans, samples):
+    path = tmp_path / name
+    path.write_text(f'[[check]]\nscheme = "xavier"\ndist = "uniform"\nframeworks = ["reference"]\n'
+                    f'fans = [{fans}]\nsamples = "{samples}"\n')
+    return path
+
+
+def test_compare_says_when_two_reports_share_no_rows(capsys, tmp_path):
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    run_cli(capsys, "suite", _suite(tmp_path, "a.toml", "[64, 32]", "1e4"), "--json", a, "-q", "--no-progress")
+    run_cli(capsys, "suite", _suite(tmp_path, "b.toml", "[16, 8]", "1e4"), "--json", b, "-q", "--no-progress")
+    code, out, err = run_cli(capsys, "compare", a, b)
+    assert code == 2 and "share no rows" in err and len(err.strip().splitlines()) == 1
+
+
+def test_compare_sees_a_suite_check_change_its_n(capsys, tmp_path):
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    run_cli(capsys, "suite", _suite(tmp_path, "a.toml", "[64, 32]", "1e4"), "--json", a, "-q", "--no-progress")
+    run_cli(capsys, "suite", _suite(tmp_path, "b.toml", "[64, 32]", "2e4"), "--json", b, "-q", "--no-progress")
+    code, out, err = run_cli(capsys, "compare", a, b, "--json", tmp_path / "c.json")
+    assert code == 0, out + err
+    changes = json.loads((tmp_path / "c.json").read_text())["settings_changes"]
+    assert changes["samples"] == {"old": 10_000, "new": 20_000}
+    assert changes["samples (1 row)"] == {"old": 10_000, "new": 20_000}
