@@ -14,8 +14,11 @@ The same three functions with the same arguments, checks and in-place updates
 * Large draws are processed ``CHUNK`` values at a time, so the temporaries
   take O(CHUNK) memory whatever the draw's size.
 
-Speed (float32 normal draws of 256 x 784, 2-core VM): fold + pairs about
-20 ns a value, against 2.6 for the C kernel.
+Speed (float32 normal draws of 256 x 784, one core of a 2-core VM, best of
+20): fold + pairs 17 ns a value (fold 14, pairs 3), the C kernel 2.6 (2.3 and
+0.3), so about 7 times slower.  A batch of 400,000 draws of (2, 5) folds in
+about 0.15 s (C: 0.04 s); a lone tiny draw costs about 150 us of call
+overhead (C: 10 us), so tiny shapes want batches on this path.
 """
 
 from __future__ import annotations
