@@ -238,6 +238,15 @@ def _cell_masses(law: Law, summary: Summary, dtype: np.dtype) -> tuple[np.ndarra
     return np.concatenate([[below], inner, [above]]), edges
 
 
+def _interval(low: float, high: float) -> str:
+    """``in [low, high)`` with enough digits that the two ends differ."""
+    for digits in (4, 6, 9, 17):
+        a, b = f"{low:.{digits}g}", f"{high:.{digits}g}"
+        if a != b:
+            return f"in [{a}, {b})"
+    return f"at {low:.17g}"
+
+
 def check_spikes(law: Law, summary: Summary, dtype: np.dtype) -> CheckResult:
     """The fullest cell against its binomial tail: atoms (a zeroed remainder, a
     value stuck at a bound) that moments and KS are too blunt to see.
@@ -256,7 +265,7 @@ def check_spikes(law: Law, summary: Summary, dtype: np.dtype) -> CheckResult:
     elif k == len(masses) - 1:
         where = f"at or above {edges[-1]:.4g}"
     else:
-        where = f"in [{edges[k - 1]:.4g}, {edges[k]:.4g})"
+        where = _interval(edges[k - 1], edges[k])
     ratio = f"{share / masses[k]:.3g}x its law mass" if masses[k] > 0 else "where the law has no mass"
     detail = f"spike {where}: {share:.3g} of the values, {ratio}"
     return CheckResult("spikes", share, detail, pvalue=pvalue, resolution=float(np.median(masses)))

@@ -67,7 +67,7 @@ def run(
                 done.partial = True
             done.seconds = time.perf_counter() - started
             if summary is None or summary.total == 0:
-                done.reason = "not run: interrupted"
+                done.reason, done.partial = "not run: interrupted", False
                 continue
             done.law, done.summary = plan.law, summary
             done.checks = evaluate(plan.law, summary, sample_dtype(done.dtype))

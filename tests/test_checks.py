@@ -211,4 +211,12 @@ def test_ctrl_c_checks_what_was_sampled_and_skips_the_rest():
     assert outcome.interrupted
     assert first.partial and first.summary.count == 3 * 10_000 and first.verdict == "PASS"
     assert first.reason.startswith("partial (interrupted)")
-    assert second.verdict == "SKIP" and "interrupted" in second.reason
+    assert second.verdict == "SKIP" and second.reason == "not run: interrupted"
+
+
+def test_a_spike_names_a_cell_whose_ends_differ_in_print():
+    from initcheck.checks import _interval
+
+    assert _interval(0.0005646, 0.0005654) == "in [0.0005646, 0.0005654)"
+    assert _interval(1.00000001, 1.00000002) == "in [1.00000001, 1.00000002)"
+    assert _interval(0.25, 0.25) == "at 0.25"
