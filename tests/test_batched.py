@@ -320,6 +320,8 @@ def test_jax_batches_one_compile_per_row(jax_adapter, small_batches):
     assert list(plan.draw_batch._compiled) == [(1 << 14) // 10]  # the short last batch reused it
     full, short = plan.draw_batch(9, 1638), plan.draw_batch(9, 5)
     assert short.shape == (5, 5, 2) and np.array_equal(np.asarray(full)[:5], np.asarray(short))
+    fresh = jax_adapter.plan(InitSpec("xavier", "uniform"), Layer.from_shape((2, 5), "torch"), "cpu", "float32")
+    assert np.array_equal(np.asarray(fresh.draw_batch(9, 5)), np.asarray(short))  # its own compile, same draws
     bound = math.sqrt(6 / 7)
     assert bound * 0.99 < float(np.abs(np.asarray(full)).max()) <= bound
 

@@ -18,7 +18,8 @@ count)`` from the batch's seed, and ``jax.vmap`` maps the real initializer,
 called with the real per-draw shape, over them, so draw j of a batch is exactly
 ``initializer(keys[j], shape, dtype)``.  One compile per (shape, count, dtype):
 the row's last, shorter batch reuses the full batch's compile and keeps its
-first ``count`` draws.  Flax's layer defaults are batched the same way, vmap
+first ``count`` draws (the same draws as its own compile would make: split keys
+are a prefix of a longer split's with JAX's default partitionable threefry).  Flax's layer defaults are batched the same way, vmap
 over the keys of the module's own ``init``.
 
 The process's JAX settings are left as they were: float64 rows trace and run
