@@ -21,7 +21,7 @@ SEEDS = range(20)
 SPECS = [
     InitSpec("xavier", "normal"),
     InitSpec("xavier", "uniform"),
-    InitSpec("kaiming", "normal", mode="fan_in", nonlinearity="relu", slope=0.0),
+    InitSpec("kaiming", "normal", mode="fan_in", nonlinearity="relu"),
     InitSpec("lecun", "truncated-normal"),
     InitSpec("trunc-normal", std=0.02, low=-0.04, high=0.04),
 ]
