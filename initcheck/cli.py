@@ -416,11 +416,12 @@ def gains(slopes):
 
 
 @cli.command()
-def env():
-    """Print Python, initcheck and every framework's version and devices."""
+@click.option("--devices", is_flag=True, help="Also list the devices each framework sees (imports each one: seconds).")
+def env(devices):
+    """Print Python, initcheck, the fold path and every framework's version (and devices)."""
     from initcheck.info import environment_table
 
-    make_console().print(environment_table())
+    make_console().print(environment_table(devices=devices))
     return 0
 
 

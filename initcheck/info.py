@@ -85,7 +85,24 @@ def gains_table(extra_slopes=()) -> tuple[Table, bool]:
     return table, agree
 
 
-def environment_table(frameworks_wanted=None) -> Table:
+#: The distributions whose versions name each framework, read from package metadata (no import).
+DISTRIBUTIONS = {"torch": ("torch",), "keras": ("keras", "tensorflow"), "jax": ("jax", "jaxlib")}
+
+
+def _metadata_versions(name: str) -> str | None:
+    """``keras 3.15.1, tensorflow 2.21.0`` from installed package metadata, or None."""
+    found = []
+    for distribution in DISTRIBUTIONS.get(name, ()):
+        try:
+            found.append(f"{distribution} {importlib.metadata.version(distribution)}")
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return ", ".join(found) or None
+
+
+def environment_table(devices: bool = False) -> Table:
+    """Versions from package metadata (fast: no framework is imported); with
+    ``devices``, each framework is imported and asked which devices it sees."""
     table = Table(title=f"initcheck {initcheck.__version__} environment", title_justify="left", show_header=False)
     table.add_column("what")
     table.add_column("value")
@@ -99,9 +116,14 @@ def environment_table(frameworks_wanted=None) -> Table:
         if not registry.installed(name):
             table.add_row(name, "not installed")
             continue
+        if not devices:
+            table.add_row(name, _metadata_versions(name) or "installed")
+            continue
         try:
             framework = registry.load(name)
             table.add_row(name, f"{framework.version()}\ndevices: {', '.join(framework.devices())}")
         except Exception as error:  # a broken install is what `env` is for
             table.add_row(name, f"installed but failed to load: {type(error).__name__}: {error}")
+    if not devices:
+        table.add_row("devices", "initcheck env --devices lists them (it imports each framework)")
     return table

@@ -136,7 +136,7 @@ def test_fans_without_shapes_says_what_is_needed(capsys):
 
 
 def test_env_prints_every_framework_version(capsys):
-    code, out, err = run_cli(capsys, "env")
+    code, out, err = run_cli(capsys, "env", "--devices")
     assert code == 0, out + err
     for package in ("numpy", "scipy", "click", "rich"):
         assert importlib.metadata.version(package) in out
@@ -167,3 +167,18 @@ def test_env_says_not_installed(capsys, monkeypatch):
     assert code == 0
     line = next(line for line in out.splitlines() if " jax " in line)
     assert "not installed" in line
+
+
+def test_env_reads_versions_without_importing_a_framework():
+    import subprocess
+    import sys
+
+    code = ("import sys; from initcheck.cli import main\n"
+            "try:\n    main(['env'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted({'torch', 'jax', 'tensorflow', 'keras'} & set(sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+    for name in installed_frameworks():
+        assert name in done.stdout
+    assert "fold path" in done.stdout
