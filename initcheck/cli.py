@@ -73,6 +73,7 @@ class Options:
     reference: str
     strict: bool
     yes: bool
+    wide: bool
     #: The options given on the command line (not left at their defaults).
     explicit: frozenset = frozenset()
 
@@ -156,6 +157,7 @@ def common_options(command):
                           "density, ECDF minus CDF with the KS band (needs matplotlib)."),
         click.option("--plot-failures", is_flag=True, help="With --plot: only rows that FAIL or WARN."),
         click.option("--quiet", "-q", is_flag=True, help="Print the table only when something failed."),
+        click.option("--wide", is_flag=True, help="Every statistic in its own column (min, max, other checks)."),
         click.option("--progress/--no-progress", default=True, help="Progress bar on stderr for long runs."),
         click.option("--strict", is_flag=True, help="Treat WARN (a 16-bit rounding within the dtype's resolution) as FAIL."),
         click.option("--reference", type=click.Choice(["documented", "paper"]), default="documented",
@@ -200,7 +202,7 @@ def execute(rows: list[Row], opts: Options, frameworks: list, title: str, announ
     code = (143 if stopped.signal == "SIGTERM" else 130) if outcome.interrupted else exit_code(results)
     if code or not opts.quiet:
         console = make_console()
-        render_table(results, console, title + (" (PARTIAL: interrupted)" if outcome.interrupted else ""))
+        render_table(results, console, title + (" (PARTIAL: interrupted)" if outcome.interrupted else ""), opts.wide)
         render_footer(results, opts.alpha, console)
     if code == NOTHING_CHECKED:
         click.echo(f"initcheck: nothing was checked: every row was skipped (exit {NOTHING_CHECKED})", err=True)
@@ -489,8 +491,9 @@ def custom(opts, target, expect, dist, gain, mode, nonlinearity, slope, std, mea
 @click.option("--progress/--no-progress", default=True, help="Progress bar on stderr for long runs.")
 @click.option("--yes", "-y", is_flag=True, help=f"Run even above {human_duration(MAX_SECONDS)} estimated or "
                                                f"{MAX_ROWS:,} rows.")
+@click.option("--wide", is_flag=True, help="Every statistic in its own column (min, max, other checks).")
 def suite_command(suite_file, samples, device, seed, alpha, strict, json_path, junit_path, plot_dir, plot_failures,
-                  quiet, progress, yes):
+                  quiet, progress, yes, wide):
     """Run every check of a TOML suite file as one command (one table, one Holm
     family, one report).  See configs/*.toml and the README for the format."""
     from initcheck.suite import load_suite
@@ -503,7 +506,7 @@ def suite_command(suite_file, samples, device, seed, alpha, strict, json_path, j
         samples=None, detect=None, seed=suite.seed if seed is None else seed,
         alpha=suite.alpha if alpha is None else alpha, json_path=json_path, junit_path=junit_path,
         plot_dir=plot_dir, plot_failures=plot_failures, quiet=quiet, progress=progress, reference="documented",
-        strict=suite.strict if strict is None else strict, yes=yes,
+        strict=suite.strict if strict is None else strict, yes=yes, wide=wide,
     ).validated()
     return execute(suite.rows, opts, suite.frameworks, f"initcheck {initcheck.__version__}: suite {suite_file}",
                    announce=True)

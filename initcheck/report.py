@@ -13,6 +13,7 @@ import math
 import platform
 import sys
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -25,9 +26,15 @@ _VERDICT_STYLE = {"PASS": "bold green", "WARN": "bold yellow", "FAIL": "bold red
 
 
 def make_console() -> Console:
-    """stdout console; logs and pipes get 160 columns rather than rich's 80."""
+    """stdout console: a terminal's own width; piped output COLUMNS wide when
+    that is set, else 160 columns rather than rich's 80."""
+    import os
+
     console = Console()
-    return console if console.is_terminal else Console(width=160)
+    if console.is_terminal:
+        return console
+    columns = os.environ.get("COLUMNS", "")
+    return Console(width=int(columns) if columns.isdigit() and int(columns) > 0 else 160)
 
 
 #: Exit code of a command whose every row was skipped: it checked nothing.
@@ -73,18 +80,96 @@ def _cells(result: RowResult) -> list:
     return [n, mean_text, std_text, bounds, ks_text, other_text]
 
 
-def render_table(results: list[RowResult], console: Console, title: str = "") -> None:
+#: The compact table has a law column from this width on; narrower, the law is printed under it.
+LAW_COLUMN_WIDTH = 110
+
+
+def render_table(results: list[RowResult], console: Console, title: str = "", wide: bool = False) -> None:
+    """The rows as a table that folds rather than cuts, at any width.
+
+    The default table is compact: one numbered row each (framework,
+    initializer, layer; law; N; mean z; std error and z; KS D against its
+    critical value; verdict), at most four lines at 80 columns, and under it
+    each row's API call (and its law, below 110 columns) and, for anything
+    but PASS, its reason, in full.
+    ``wide`` gives every statistic its own column, as before."""
+    if wide:
+        _render_wide(results, console, title)
+        return
+    with_law = console.width >= LAW_COLUMN_WIDTH
+    table = Table(title=title or None, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
+                  collapse_padding=True)
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("framework initializer · layer · dtype device", overflow="fold")
+    if with_law:
+        table.add_column("law", overflow="fold")
+    for name in ("N", "mean", "std vs law", "KS D\n/ crit"):
+        table.add_column(name, justify="right", no_wrap=True, overflow="fold")
+    table.add_column("verdict", no_wrap=True)
+    for index, result in enumerate(results, 1):
+        what = Text(f"{result.name}: " if result.name else "", style="bold")
+        what.append(f"{result.framework} ", style="bold")
+        what.append(" ".join(result.initializer.split()))
+        where = " ".join(p for p in (result.dtype, result.device) if p and p != "?")
+        what.append(f" · {' '.join(result.layer.split())}" + (f" · {where}" if where else ""), style="dim")
+        law = [result.law.describe() if result.law else ""] if with_law else []
+        table.add_row(str(index), what, *law, *_compact_cells(result, marks=with_law),
+                      Text(result.verdict, style=_VERDICT_STYLE[result.verdict]))
+    console.print(table)
+    for index, result in enumerate(results, 1):
+        line = Text(f"#{index} ", style="bold")
+        line.append(" ".join(result.api.split()), style="dim")
+        if result.law is not None and not with_law:
+            line.append(f": {result.law.describe()}")
+        if result.reason:
+            line.append(f"\n   {result.verdict}: ", style=_VERDICT_STYLE[result.verdict])
+            line.append(" ".join(result.reason.split()))
+        console.print(line, overflow="fold")
+
+
+def _compact_cells(result: RowResult, marks: bool) -> tuple:
+    """N, mean z, std error and z, KS D / critical value, blank where the row
+    has no such check; a failed one is red, and flagged ✗ when ``marks`` (at
+    narrow widths the reason under the table names it)."""
+    summary = result.summary
+    if summary is None:
+        return "", "", "", ""
+    n = f"{summary.total:,}"
+    finite = result.check("finite")
+    n = Text(n)
+    if finite is not None and not finite.passed:
+        n.append(f"\n{int(finite.statistic):,} NaN/Inf", style="red")
+    mean, variance, ks = result.check("mean"), result.check("variance"), result.check("ks")
+    if mean is None:  # a constant law, or too few finite values
+        return n, "", "", ""
+    relative = summary.std / result.law.std - 1.0
+
+    def flagged(text: str, check) -> Text:
+        failed = check.passed is False
+        return Text(text + (" ✗" if failed and marks else ""), style="red" if failed else "")
+
+    return (
+        n,
+        flagged(f"z={mean.statistic:+.1f}", mean),
+        flagged(f"{relative * 100:+.2f}%\nz={variance.statistic:+.1f}", variance),
+        flagged(f"{ks.statistic:.2g}\n/ {ks.threshold:.2g}", ks),
+    )
+
+
+def _render_wide(results: list[RowResult], console: Console, title: str) -> None:
+    """Every statistic in its own column (``--wide``)."""
     table = Table(title=title or None, show_lines=True, title_justify="left")
+    fold = {"overflow": "fold"}
     table.add_column("framework / API", overflow="fold", max_width=38)
     table.add_column("initializer\nlayer", overflow="fold")
-    table.add_column("law")
-    table.add_column("N", justify="right")
-    table.add_column("mean", justify="right")
-    table.add_column("std (vs law)", justify="right")
-    table.add_column("min, max", justify="right")
-    table.add_column("KS D / crit", justify="right")
-    table.add_column("other")
-    table.add_column("verdict")
+    table.add_column("law", **fold)
+    table.add_column("N", justify="right", **fold)
+    table.add_column("mean", justify="right", **fold)
+    table.add_column("std (vs law)", justify="right", **fold)
+    table.add_column("min, max", justify="right", **fold)
+    table.add_column("KS D / crit", justify="right", **fold)
+    table.add_column("other", **fold)
+    table.add_column("verdict", **fold)
     for result in results:
         who = Text(result.framework, style="bold")
         who.append(f"\n{result.api}", style="dim")
