@@ -193,7 +193,7 @@ def test_import_and_rows_leave_a_fresh_process_as_it_was():
         after = state()
         print(json.dumps(dict(
             before=before, imported=imported, after=after, verdicts=verdicts,
-            fd2_is_devnull=os.path.samefile(f"/proc/self/fd/2", os.devnull) if os.path.exists("/proc/self/fd/2") else False,
+            fd2_is_devnull=os.path.samefile("/proc/self/fd/2", os.devnull) if os.path.exists("/proc/self/fd/2") else False,
             logger=[logger.level == level, logger.filters == filters],
             backend=tf_keras.keras.backend.backend(),
         )))

@@ -125,8 +125,8 @@ def _import():
     backend = keras.backend.backend()
     problem = None
     if backend != "tensorflow":
-        how = "already imported" if keras_imported else f"imported (KERAS_BACKEND or keras.json say {backend})"
-        problem = f"keras is {how} with the {backend} backend; the keras framework needs tensorflow"
+        where = "is already imported" if keras_imported else "imports (KERAS_BACKEND or ~/.keras/keras.json)"
+        problem = f"keras {where} with the {backend} backend; the keras framework needs tensorflow"
     return tf, keras, problem
 
 
