@@ -413,3 +413,19 @@ def test_torch_layer_default_batches_are_bit_for_bit_the_layers_own(torch_adapte
         bound = 1 / math.sqrt(5)
         drawn = torch.stack([torch.nn.init.uniform_(torch.empty(2), -bound, bound) for _ in range(20)])
     assert torch.equal(weights, built) and torch.equal(biases, drawn)
+
+
+def test_flax_layer_defaults_batched_over_keys_of_init(jax_adapter, small_batches):
+    """Where flax is installed: draw j of a kernel batch is the module's own init
+    on keys[j]; float64 rows stay float64 without turning x64 on for the process."""
+    pytest.importorskip("flax")
+    import jax
+
+    for dtype in ("float32", "float64"):
+        rows = dict(jax_adapter.default_rows(Layer.from_shape((2, 5), "torch"), "cpu", dtype))
+        batch = np.asarray(rows["kernel"].draw_batch(3, 40))
+        assert batch.shape == (40, 5, 2) and batch.dtype == np.dtype(dtype)
+        assert len({d.tobytes() for d in batch}) == 40
+        results = check_rows([rows["kernel"], rows["bias"]], samples=SAMPLES)
+        assert [r.verdict for r in results] == ["PASS", "PASS"], [r.reason for r in results]
+    assert jax.config.jax_enable_x64 is False
