@@ -109,11 +109,15 @@ def test_batched_rows_pass_their_law(keras_fw, dist, layer):
     assert result.verdict == "PASS", result.reason
 
 
-def test_default_kernel_batch_is_a_run_of_real_layers(keras_fw):
-    """Draw j is the kernel of the j-th unseeded Dense(2) built after random.seed(seed)."""
+@pytest.mark.parametrize("layer, make, input_shape", [
+    (Layer(5, 2), lambda keras: keras.layers.Dense(2), (None, 5)),
+    (Layer(1, 3, (3, 3)), lambda keras: keras.layers.Conv2D(3, (3, 3)), (None, None, None, 1)),
+], ids=["Dense", "Conv2D"])
+def test_default_kernel_batch_is_a_run_of_real_layers(keras_fw, layer, make, input_shape):
+    """Draw j is the kernel of the j-th unseeded layer built after random.seed(seed)."""
     import keras
 
-    (_, kernel), (_, bias) = keras_fw.default_rows(Layer(5, 2), "cpu", "float32")
+    (_, kernel), (_, bias) = keras_fw.default_rows(layer, "cpu", "float32")
     seed = 991
     batch = np.asarray(kernel.draw_batch(seed, 5))
     saved = random.getstate()
@@ -121,15 +125,15 @@ def test_default_kernel_batch_is_a_run_of_real_layers(keras_fw):
         random.seed(seed)
         built = []
         for _ in range(5):
-            layer = keras.layers.Dense(2)
-            layer.build((None, 5))
-            built.append(np.asarray(layer.kernel))
+            real = make(keras)
+            real.build(input_shape)
+            built.append(np.asarray(real.kernel))
     finally:
         random.setstate(saved)
     np.testing.assert_array_equal(batch, np.stack(built))
     assert kernel.draw_batch.faithful is True
     np.testing.assert_array_equal(np.asarray(kernel.draw(seed)), batch[0])
-    np.testing.assert_array_equal(np.asarray(bias.draw(seed)), np.zeros(2, np.float32))
+    np.testing.assert_array_equal(np.asarray(bias.draw(seed)), np.zeros(layer.out_features, np.float32))
 
 
 def test_default_rows_pass(keras_fw):
