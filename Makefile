@@ -31,6 +31,7 @@ bench: install
 
 # Every framework and scheme over 20 seeds at N = 10^7: correct initializers must pass.
 calibrate: install
+	$(BIN)/python -m pytest -q --calibration -m calibration
 	$(BIN)/python benchmarks/false_alarms.py
 
 clean:

@@ -7,6 +7,20 @@ import pytest
 from helpers import run_cli
 
 
+def pytest_addoption(parser):
+    parser.addoption("--calibration", action="store_true",
+                     help="also run the slow calibration tests (make calibrate runs them)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--calibration"):
+        return
+    skip = pytest.mark.skip(reason="calibration: `make calibrate` runs it (pytest --calibration)")
+    for item in items:
+        if "calibration" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture
 def cli(capsys):
     """``cli(*args)`` runs initcheck in-process: (exit code, stdout, stderr)."""

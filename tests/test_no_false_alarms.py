@@ -17,6 +17,8 @@ from initcheck.rows import DEFAULT_SAMPLES, parse_samples, scheme_rows
 from initcheck.runner import run
 from initcheck.schemes import InitSpec
 
+pytestmark = pytest.mark.calibration
+
 SEEDS = range(20)
 SPECS = [
     InitSpec("xavier", "normal"),
