@@ -233,8 +233,10 @@ def verify_all(checks: Sequence[Check], *, samples: int = DEFAULT_SAMPLES, seed:
     from ``seed`` and each row's identity (the same call gives the same
     numbers), ``strict`` makes WARN (a 16-bit rounding within the dtype's
     resolution) a FAIL, ``progress`` shows a bar on stderr for long runs."""
+    from initcheck import kernels
     from initcheck.runner import run
 
+    kernels.check_choice()
     if isinstance(checks, Check):
         checks = [checks]
     rows = []

@@ -22,6 +22,7 @@ import click
 
 import initcheck
 from initcheck import frameworks as registry
+from initcheck import kernels
 from initcheck import rows as requests
 from initcheck.errors import InputError
 from initcheck.estimate import MAX_ROWS, MAX_SECONDS, check_run_size, human_duration
@@ -538,6 +539,7 @@ def compare(old, new, alpha, json_path):
 def main(argv=None) -> None:
     """Entry point: maps results and errors to exit codes, never a traceback for bad input."""
     try:
+        kernels.check_choice()
         code = cli.main(args=argv, prog_name="initcheck", standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as error:
         click.echo(error.ctx.get_help())

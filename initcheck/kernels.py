@@ -18,19 +18,26 @@ imports initcheck:
 * unset or ``auto``: the C kernel when it was built, else NumPy;
 * ``numpy``: the NumPy path even where the C kernel was built (tests, or to
   rule the kernel out when a result looks wrong);
-* ``c``: the C kernel, and an ImportError where it was not built.
+* ``c``: the C kernel; where it was not built, initcheck's commands and API
+  stop with a one-line error (:func:`check_choice`).
+
+Another value is that same one-line error; importing never fails on it.
 """
 
 from __future__ import annotations
 
 import os
 
-__all__ = ["NAME", "PATH", "bit_patterns", "fold", "pairs"]
+__all__ = ["NAME", "PATH", "bit_patterns", "check_choice", "fold", "pairs"]
 
 _CHOICES = ("auto", "c", "numpy")
 _choice = os.environ.get("INITCHECK_KERNEL", "").strip().lower() or "auto"
+#: Why INITCHECK_KERNEL cannot be honoured, or None; :func:`check_choice` raises it
+#: where a one-line error can be given (importing never fails on it).
+CHOICE_ERROR = None
 if _choice not in _CHOICES:
-    raise ValueError(f"INITCHECK_KERNEL must be one of {', '.join(_CHOICES)}, not {_choice!r}")
+    CHOICE_ERROR = f"INITCHECK_KERNEL must be one of {', '.join(_CHOICES)}, not {_choice!r}"
+    _choice = "auto"
 
 _implementation = None
 if _choice != "numpy":
@@ -38,7 +45,7 @@ if _choice != "numpy":
         from initcheck import _kernels as _implementation
     except ImportError:
         if _choice == "c":
-            raise ImportError("INITCHECK_KERNEL=c, but the C kernel initcheck._kernels was not built") from None
+            CHOICE_ERROR = "INITCHECK_KERNEL=c, but the C kernel initcheck._kernels was not built"
 
 if _implementation is not None:
     #: "c" or "numpy"
@@ -55,3 +62,13 @@ else:
 fold = _implementation.fold
 pairs = _implementation.pairs
 bit_patterns = _implementation.bit_patterns
+
+
+def check_choice() -> None:
+    """InputError when INITCHECK_KERNEL asks for what cannot be had (an unknown
+    value, or ``c`` without the C kernel); until then the kernel in use is the
+    one ``auto`` picks."""
+    if CHOICE_ERROR:
+        from initcheck.errors import InputError
+
+        raise InputError(CHOICE_ERROR)

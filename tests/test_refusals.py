@@ -75,3 +75,15 @@ def test_check_fits_states_what_a_row_holds():
     with pytest.raises(InputError, match=r"a 1000 x 1000 float32 weight needs 4 MB a draw \(12 MB for the 3 draws"):
         check_fits((1000, 1000), "float32", available=11_999_999)
     check_fits((10**6, 10**6), "float32", device="cuda:0", available=1)  # a device's memory is its framework's
+
+
+@pytest.mark.parametrize("value, message", [("fortran", "INITCHECK_KERNEL must be one of auto, c, numpy")])
+def test_a_bad_kernel_choice_is_one_line_not_a_traceback(tmp_path, value, message):
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "initcheck", "xavier", "--fan-in", "8", "--fan-out", "8",
+                           "-f", "reference", "-n", "1e4"], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "INITCHECK_KERNEL": value})
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
