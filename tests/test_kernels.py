@@ -238,9 +238,9 @@ def test_the_environment_variable_forces_the_numpy_path():
     done = subprocess.run([sys.executable, "-c", "from initcheck import kernels; print(kernels.NAME, kernels.PATH)"],
                           env={**os.environ, "INITCHECK_KERNEL": "numpy"}, capture_output=True, text=True)
     assert done.stdout.split()[0] == "numpy", done.stderr
-    wrong = subprocess.run([sys.executable, "-c", "import initcheck.kernels"],
+    wrong = subprocess.run([sys.executable, "-c", "from initcheck import kernels; kernels.check_choice()"],
                            env={**os.environ, "INITCHECK_KERNEL": "fortran"}, capture_output=True, text=True)
-    assert wrong.returncode != 0 and "INITCHECK_KERNEL" in wrong.stderr
+    assert wrong.returncode != 0 and "INITCHECK_KERNEL must be one of" in wrong.stderr
 
 
 @needs_c
