@@ -89,8 +89,10 @@ def require_matplotlib() -> None:
 def slug(text: str) -> str:
     """A file-name-safe short form: lowercase letters, digits and '-' only."""
     out = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-    out = out[:SLUG_LENGTH].rstrip("-")
-    return out or "row"
+    if len(out) > SLUG_LENGTH:  # cut between words, never inside one
+        cut = out[: SLUG_LENGTH + 1]
+        out = cut.rsplit("-", 1)[0] if "-" in cut else out[:SLUG_LENGTH]
+    return out.rstrip("-") or "row"
 
 
 def plot_name(index: int, result: RowResult) -> str:
@@ -356,6 +358,8 @@ def _nonfinite_text(summary) -> str:
 
 #: Header layout, in inches from the top of the figure.
 TITLE_AT, DETAILS_AT, REASON_AT, REASON_LINE, PANEL_GAP = 0.10, 0.36, 0.58, 0.125, 0.40
+#: Inches a second title line, and a second details line, take.
+TITLE_LINE, DETAILS_LINE = 0.2, 0.15
 
 
 def _header(fig, result: RowResult) -> None:
@@ -367,26 +371,50 @@ def _header(fig, result: RowResult) -> None:
     def at(inches: float) -> float:
         return 1.0 - inches / height
 
-    name = " · ".join(
-        part for part in (result.framework, result.initializer, result.layer, result.dtype, result.device) if part
-    )
-    fig.text(0.01, at(TITLE_AT), name, ha="left", va="top", fontsize=11, fontweight="bold")
-    shape = "x".join(map(str, result.shape))
-    details = "  ·  ".join(
-        (result.api, f"shape {shape}", f"law {result.law.describe()}", f"N = {summary.count:,} finite values")
-    )
+    title = _title_lines(result)
+    fig.text(0.01, at(TITLE_AT), "\n".join(title), ha="left", va="top", fontsize=11, fontweight="bold",
+             linespacing=1.15)
+    down = TITLE_LINE * (len(title) - 1)  # a second title line pushes the rest down
+    details = _details_lines(result)
     nonfinite = _nonfinite_text(summary)
-    fig.text(0.01, at(DETAILS_AT), details, ha="left", va="top", fontsize=8.5, color="#333333")
+    fig.text(0.01, at(DETAILS_AT + down), "\n".join(details), ha="left", va="top", fontsize=8.5, color="#333333",
+             linespacing=1.2)
+    down += DETAILS_LINE * (len(details) - 1)
     if nonfinite:
-        fig.text(0.99, at(DETAILS_AT), nonfinite, ha="right", va="top", fontsize=8.5, color=VERDICT_COLORS["FAIL"],
+        fig.text(0.99, at(DETAILS_AT + down), nonfinite, ha="right", va="top", fontsize=8.5, color=VERDICT_COLORS["FAIL"],
                  fontweight="bold")
     color = VERDICT_COLORS.get(result.verdict, "#555555")
     fig.text(0.99, at(TITLE_AT - 0.02), f" {result.verdict} ", ha="right", va="top", fontsize=12, fontweight="bold",
              color="white", bbox=dict(boxstyle="round,pad=0.25", facecolor=color, edgecolor=color))
     if result.reason:
         lines = _reason_lines(result.reason)
-        fig.text(0.01, at(REASON_AT), "\n".join(lines), ha="left", va="top", fontsize=7.5, linespacing=1.25,
+        fig.text(0.01, at(REASON_AT + down), "\n".join(lines), ha="left", va="top", fontsize=7.5, linespacing=1.25,
                  color=color if result.verdict in ("FAIL", "WARN") else "#333333")
+
+
+def _details_lines(result: RowResult, width: int = 170) -> list[str]:
+    """API · shape · law · N, wrapped to the figure's width (two lines at most)."""
+    shape = "x".join(map(str, result.shape))
+    details = "  ·  ".join((" ".join(result.api.split()), f"shape {shape}", f"law {result.law.describe()}",
+                            f"N = {result.summary.count:,} finite values"))
+    lines = textwrap.wrap(details, width) or [""]
+    return lines if len(lines) <= 2 else [lines[0], textwrap.shorten(" ".join(lines[1:]), width, placeholder=" …")]
+
+
+def _header_extra(result: RowResult) -> float:
+    """Inches the header grows by when its title or details take a second line."""
+    return TITLE_LINE * (len(_title_lines(result)) - 1) + DETAILS_LINE * (len(_details_lines(result)) - 1)
+
+
+def _title_lines(result: RowResult, width: int = 100) -> list[str]:
+    """Framework · initializer · layer · dtype · device, each label on one line,
+    wrapped to at most two lines that stay clear of the verdict badge."""
+    name = " · ".join(" ".join(str(part).split()) for part in
+                      (result.framework, result.initializer, result.layer, result.dtype, result.device) if part)
+    lines = textwrap.wrap(name, width) or [""]
+    if len(lines) > 2:
+        lines = [lines[0], textwrap.shorten(" ".join(lines[1:]), width, placeholder=" …")]
+    return lines
 
 
 def _reason_lines(reason: str, width: int = 175, most: int = 3) -> list[str]:
@@ -554,9 +582,10 @@ def plot_row(result: RowResult, path: str | Path) -> None:
 
     summary, law = result.summary, result.law
     reason_lines = len(_reason_lines(result.reason)) if result.reason else 0
-    height = FIGSIZE[1] + REASON_LINE * reason_lines
+    down = _header_extra(result)
+    height = FIGSIZE[1] + REASON_LINE * reason_lines + down
     fig = Figure(figsize=(FIGSIZE[0], height), dpi=DPI)
-    header = (REASON_AT + REASON_LINE * reason_lines if reason_lines else DETAILS_AT + 0.2) + PANEL_GAP
+    header = (REASON_AT + REASON_LINE * reason_lines if reason_lines else DETAILS_AT + 0.2) + PANEL_GAP + down
     top = 1.0 - header / height
     try:
         _header(fig, result)
@@ -572,6 +601,7 @@ def plot_row(result: RowResult, path: str | Path) -> None:
             strip = fig.add_subplot(grid[1, 0], sharex=histogram)
             _histogram_panel(histogram, strip, result, row_cells(result), low, high)
             _gap_panel(fig.add_subplot(grid[:, 1]), result, gap, low, high)
+            fig.align_ylabels([histogram, strip])  # the strip's two-line label clear of its ticks
         fig.savefig(path, dpi=DPI)
     finally:
         fig.clear()

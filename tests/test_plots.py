@@ -114,6 +114,26 @@ def test_slug_is_safe_and_short():
     assert text.startswith("torch-kaiming-uniform-fan-in-a-5-conv2d-3-64-k7-64x3x7x7")
     assert len(slug("x" * 300)) <= 80 and not slug("a " * 100).endswith("-")
     assert slug("|||") == "row"
+    long = slug("custom | expect xavier uniform | shape (256, 784) fan_in 784, fan_out 256 | 256x784 | float32 | cpu")
+    assert len(long) <= 80 and long.endswith("-256x784")  # cut between words, not inside "float32"
+
+
+def test_a_long_row_name_takes_two_lines_and_pushes_the_header_down():
+    from initcheck.plots import _details_lines, _header_extra, _title_lines
+
+    row = RowResult("expect kaiming uniform (leaky_relu a=0.3, fan_out)", "shape (256, 784)\nfan_in 784, fan_out 256",
+                    "custom", "/a/really/long/directory/name/for/testing/initializers_with_a_long_name.py:f(shape, seed)",
+                    (256, 784), "cpu", "float32", law=Uniform(-0.1466, 0.1466), summary=_summary_of_count(200_704))
+    title, details = _title_lines(row), _details_lines(row)
+    assert len(title) == 2 and all(len(line) <= 100 for line in title) and "\n" not in "".join(title)
+    assert 1 <= len(details) <= 2 and all(len(line) <= 170 for line in details)
+    assert _header_extra(row) > 0
+
+
+def _summary_of_count(count: int):
+    from initcheck.summary import Summary
+
+    return Summary(ref=0.0, grid=None, count=count)
 
 
 def test_display_bins_keep_every_count(rows):
