@@ -10,7 +10,6 @@ import pytest
 from rich.console import Console
 
 from helpers import check_rows, sampler_plan
-from initcheck.frameworks.base import Skip
 from initcheck.laws import Normal, Uniform
 from initcheck.report import render_footer, render_table
 from initcheck.results import RowResult
