@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test bench calibrate clean
+.PHONY: install run test bench calibrate readme clean
 
 install: $(STAMP)
 
@@ -33,6 +33,10 @@ bench: install
 calibrate: install
 	$(BIN)/python -m pytest -q --calibration -m calibration
 	$(BIN)/python benchmarks/false_alarms.py
+
+# The README's sample outputs, from real runs (scripts/readme_outputs.py).
+readme: install
+	$(BIN)/python scripts/readme_outputs.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info initcheck/*.so
