@@ -31,7 +31,6 @@ What the numbers mean is decided elsewhere (:mod:`initcheck.policy`).
 from __future__ import annotations
 
 import math
-import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 
