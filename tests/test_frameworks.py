@@ -28,6 +28,7 @@ from initcheck.laws import TRUNCATION_CORRECTION, Constant
 from initcheck.layers import Layer
 from initcheck.reducers import HostReducer
 from initcheck.schemes import gain
+from helpers import run_cli
 
 SMALL = ["-n", "2e5", "--no-progress"]
 FRAMEWORKS = ("torch", "keras", "jax")
@@ -44,14 +45,6 @@ pytestmark = pytest.mark.skipif(
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def run_cli(capsys, *args):
-    """Run the CLI in-process; returns (exit code, stdout, stderr)."""
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
 
 
 def run_json(capsys, tmp_path, *args):
