@@ -23,8 +23,9 @@ $(STAMP): pyproject.toml setup.py initcheck/_kernels.c
 run: install
 	$(BIN)/initcheck suite configs/default.toml
 
+# Two test processes: the suite is CPU-bound and CI has two cores.
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 bench: install
 	$(BIN)/python benchmarks/bench.py

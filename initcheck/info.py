@@ -22,12 +22,12 @@ from initcheck.schemes import NONLINEARITIES, gain
 def fans_table(layers, frameworks) -> Table:
     """fan_in / fan_out of each layer: closed form, then each framework's own."""
     table = Table(title="fans: closed form and as each framework computes them", title_justify="left")
-    table.add_column("layer")
-    table.add_column("closed form\nfan_in, fan_out", justify="right")
+    table.add_column("layer", overflow="fold")
+    table.add_column("closed form\nfan_in, fan_out", justify="right", overflow="fold")
     for framework in frameworks:
         if framework.name != "reference":
             shape_layout = "torch" if framework.name == "torch" else "keras"
-            table.add_column(f"{framework.name}\nshape ({shape_layout} layout)", justify="right")
+            table.add_column(f"{framework.name}\nshape ({shape_layout} layout)", justify="right", overflow="fold")
     for layer in layers:
         cells = [layer.describe(), f"{layer.fan_in}, {layer.fan_out}"]
         for framework in frameworks:
@@ -61,12 +61,12 @@ def gains_table(extra_slopes=()) -> tuple[Table, bool]:
 
         torch_gain = torch.nn.init.calculate_gain
     table = Table(title="gains: closed form, torch.nn.init.calculate_gain, and the Keras/JAX scale", title_justify="left")
-    table.add_column("nonlinearity")
-    table.add_column("param", justify="right")
-    table.add_column("closed form", justify="right")
-    table.add_column("calculate_gain", justify="right")
-    table.add_column("scale = gain²", justify="right")
-    table.add_column("note")
+    table.add_column("nonlinearity", overflow="fold")
+    table.add_column("param", justify="right", overflow="fold")
+    table.add_column("closed form", justify="right", overflow="fold")
+    table.add_column("calculate_gain", justify="right", overflow="fold")
+    table.add_column("scale = gain²", justify="right", overflow="fold")
+    table.add_column("note", overflow="fold")
     agree = True
     notes = {
         ("leaky_relu", None): "calculate_gain's default slope 0.01",
@@ -104,8 +104,8 @@ def environment_table(devices: bool = False) -> Table:
     """Versions from package metadata (fast: no framework is imported); with
     ``devices``, each framework is imported and asked which devices it sees."""
     table = Table(title=f"initcheck {initcheck.__version__} environment", title_justify="left", show_header=False)
-    table.add_column("what")
-    table.add_column("value")
+    table.add_column("what", overflow="fold")
+    table.add_column("value", overflow="fold")
     table.add_row("python", f"{platform.python_version()} ({platform.platform()})")
     for package in ("numpy", "scipy", "click", "rich"):
         table.add_row(package, importlib.metadata.version(package))

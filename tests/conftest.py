@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from helpers import run_cli
+
+
+def pytest_configure(config):
+    # piped tables are COLUMNS wide (160 when unset): the same width in every
+    # test process, xdist workers included
+    os.environ["COLUMNS"] = "160"
 
 
 def pytest_addoption(parser):
