@@ -159,7 +159,7 @@ class Check:
         if not isinstance(self.framework, str):
             raise InputError(f"framework must be a name such as 'torch', got {type(self.framework).__name__}")
         if shape is not None:
-            layer = Layer.from_shape(shape, self.layout)
+            layer = Layer.from_shape(shape, self.layout, vector=not self.target.uses_fans)
         elif fans is not None:
             layer = fans
         elif self.target.uses_fans:

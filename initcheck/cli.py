@@ -108,13 +108,14 @@ class Options:
         return value
 
     def layers(self, required: bool) -> list[Layer]:
-        """The dense layer of --fan-in/--fan-out and every --shape."""
+        """The dense layer of --fan-in/--fan-out and every --shape (1-d shapes
+        too, where the fans are not ``required``)."""
         layers = []
         if self.fan_in is not None or self.fan_out is not None:
             if self.fan_in is None or self.fan_out is None:
                 raise InputError("give both --fan-in and --fan-out (or a --shape)")
             layers.append(Layer.dense(self.fan_in, self.fan_out))
-        layers += [Layer.from_shape(parse_shape(text), self.layout) for text in self.shapes]
+        layers += [Layer.from_shape(parse_shape(text), self.layout, vector=not required) for text in self.shapes]
         if not layers:
             if required:
                 raise InputError("the fans are needed: give --fan-in and --fan-out, or --shape")
@@ -456,7 +457,7 @@ def custom(opts, target, expect, dist, gain, mode, nonlinearity, slope, std, mea
         raise InputError("custom needs --shape, or --fan-in and --fan-out")
     if opts.shapes:
         shapes = [parse_shape(text) for text in opts.shapes]
-        shaped = [Layer.from_shape(shape, opts.layout) for shape in shapes]
+        shaped = [Layer.from_shape(shape, opts.layout, vector=not spec.uses_fans) for shape in shapes]
     else:
         shaped = opts.layers(required=False)
         shapes = [layer.shape(opts.layout) for layer in shaped]

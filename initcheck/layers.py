@@ -7,6 +7,10 @@ PyTorch stores a weight as ``(out, in, *kernel)``; Keras and JAX store a kernel 
     fan_out = out * prod(kernel)
 
 A dense layer ``A -> B`` is the layer with ``in = A``, ``out = B`` and no kernel.
+A 1-d parameter of length n (a bias, a norm's scale) is a *vector*: its shape is
+``(n,)`` in every layout, and its fans are (n, n) as Keras and JAX compute them
+(PyTorch computes none); only explicit laws (trunc-normal, normal, uniform) are
+checked on it.
 A :class:`Layer` is layout-free; each framework asks for the shape in its own
 layout, so every framework is given the same layer and the fans agree.
 """
@@ -26,6 +30,8 @@ class Layer:
     in_features: int
     out_features: int
     kernel: tuple[int, ...] = ()
+    #: A 1-d parameter of length ``out_features`` (``in_features`` is 1).
+    vector: bool = False
 
     @classmethod
     def dense(cls, fan_in: int, fan_out: int) -> Layer:
@@ -35,10 +41,13 @@ class Layer:
         return cls(int(fan_in), int(fan_out))
 
     @classmethod
-    def from_shape(cls, shape: tuple[int, ...], layout: str = "torch") -> Layer:
+    def from_shape(cls, shape: tuple[int, ...], layout: str = "torch", vector: bool = False) -> Layer:
         """Read a weight shape; PyTorch layout ``(out, in, *kernel)`` unless
-        ``layout == "keras"``, which reads ``(*kernel, in, out)``."""
+        ``layout == "keras"``, which reads ``(*kernel, in, out)``.  A 1-d
+        shape is a vector where ``vector`` allows one (explicit laws)."""
         shape = tuple(shape)
+        if vector and len(shape) == 1 and shape[0] >= 1:
+            return cls(in_features=1, out_features=shape[0], vector=True)
         if len(shape) < 2:
             raise InputError(
                 f"shape {format_shape(shape)} has {len(shape)} dimension(s); fans need at least 2 "
@@ -58,7 +67,7 @@ class Layer:
 
     @property
     def fan_in(self) -> int:
-        return self.in_features * self.receptive_field
+        return self.out_features if self.vector else self.in_features * self.receptive_field
 
     @property
     def fan_out(self) -> int:
@@ -69,6 +78,8 @@ class Layer:
         return self.fan_in * self.out_features
 
     def shape(self, layout: str = "torch") -> tuple[int, ...]:
+        if self.vector and layout in LAYOUTS:
+            return (self.out_features,)
         if layout == "torch":
             return (self.out_features, self.in_features, *self.kernel)
         if layout == "keras":
@@ -76,6 +87,8 @@ class Layer:
         raise InputError(f"unknown layout {layout!r}; expected one of {', '.join(LAYOUTS)}")
 
     def describe(self) -> str:
+        if self.vector:
+            return f"vector {self.out_features}"
         if not self.kernel:
             return f"dense {self.in_features}→{self.out_features}"
         return f"conv {self.in_features}→{self.out_features} {'×'.join(map(str, self.kernel))}"

@@ -50,6 +50,9 @@ def scheme_rows(specs: list[InitSpec], layers: list[Layer], frameworks: list, de
         framework.check_device(device)
     for layer in layers:
         check_fits(layer.shape("torch"), dtype, device)
+        if layer.vector and any(spec.uses_fans for spec in specs):
+            raise InputError(f"shape ({layer.out_features},) has 1 dimension; fans need at least 2 (out, in[, "
+                             "*kernel]): a 1-d parameter takes an explicit law (trunc-normal, normal, uniform)")
     rows = []
     for spec in specs:
         for layer in layers:
@@ -74,6 +77,8 @@ def default_rows(layers: list[Layer], frameworks: list, device: str, dtype: str)
         framework.check_device(device)
     for layer in layers:
         check_fits(layer.shape("torch"), dtype, device)
+        if layer.vector:
+            raise InputError(f"layer defaults need a weight of at least 2 dimensions, not ({layer.out_features},)")
     rows = [
         Row(f"default {parameter}", layer.describe(), plan)
         for layer in layers

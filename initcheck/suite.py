@@ -198,7 +198,7 @@ def _shape_list(value) -> list:
     return value if isinstance(value, list) and value else [None]
 
 
-def _layers(check: dict, where: str) -> tuple[list[tuple[int, ...]], list[Layer]]:
+def _layers(check: dict, where: str, vector: bool = False) -> tuple[list[tuple[int, ...]], list[Layer]]:
     """(shapes as given, layers) of a check: its fans, then its shapes."""
     layout = check.get("layout", "torch")
     if layout not in LAYOUTS:
@@ -214,7 +214,7 @@ def _layers(check: dict, where: str) -> tuple[list[tuple[int, ...]], list[Layer]
         for shape in _shape_list(check["shapes"]):
             parsed = parse_shape(shape if isinstance(shape, str) else ",".join(map(str, shape)))
             shapes.append(parsed)
-            layers.append(Layer.from_shape(parsed, layout))
+            layers.append(Layer.from_shape(parsed, layout, vector=vector))
     return shapes, layers
 
 
@@ -240,7 +240,9 @@ def _expand(check: dict, where: str, base: Path, samples_override: int | None) -
         frameworks = registry.resolve(names) if names else []
     else:
         frameworks = registry.resolve(",".join(_listed(names)) if names is not None else None)
-    shapes, layers = _layers(check, where)
+    explicit = scheme == "trunc-normal" or (scheme == "custom" and check.get("expect") in ("normal", "uniform",
+                                                                                            "trunc-normal"))
+    shapes, layers = _layers(check, where, vector=explicit)
     if not layers and scheme in FAN_SCHEMES:
         raise InputError(f"{where}: the fans are needed: give 'fans' or 'shapes'")
     if scheme == "custom" and "function" not in check:

@@ -205,3 +205,45 @@ def test_parsed_shapes_that_are_not_layers_raise(text):
 def test_format_shape():
     assert format_shape((128, 64, 3, 3)) == "(128, 64, 3, 3)"
     assert format_shape(()) == "()"
+
+
+# --------------------------------------------------------------------------- 1-d parameters
+
+
+def test_a_vector_has_its_length_as_shape_in_every_layout():
+    from initcheck.layers import Layer
+
+    vector = Layer.from_shape((64,), vector=True)
+    assert vector.shape("torch") == vector.shape("keras") == (64,)
+    assert (vector.fan_in, vector.fan_out) == (64, 64) and vector.describe() == "vector 64"
+    with pytest.raises(InputError):
+        Layer.from_shape((64,))  # where fans are needed, a 1-d shape is refused
+
+
+@pytest.mark.parametrize("framework", ["torch", "reference"])
+def test_an_explicit_law_is_checked_on_a_1d_shape(capsys, framework):
+    from helpers import run_cli
+
+    code, out, err = run_cli(capsys, "trunc-normal", "--std", "0.02", "--low", "-0.04", "--high", "0.04",
+                             "--shape", "64", "-f", framework, "-n", "1e5", "--no-progress")
+    assert code == 0, out + err
+    assert "vector 64" in out
+
+
+@pytest.mark.parametrize("args, message", [
+    (("xavier", "--shape", "64"), "fans need at least 2"),
+    (("defaults", "--shape", "64", "-f", "torch"), "fans need at least 2"),
+])
+def test_a_1d_shape_is_refused_where_fans_are_needed(capsys, args, message):
+    from helpers import run_cli
+
+    code, out, err = run_cli(capsys, *args, "-n", "1e4")
+    assert code == 2 and message in err
+
+
+def test_the_api_checks_a_1d_parameter():
+    import initcheck
+
+    result = initcheck.verify(initcheck.trunc_normal(0.02, -0.04, 0.04), framework="reference", shape=(64,),
+                              samples=10**5)
+    assert result.passed and result.result.shape == (64,)
