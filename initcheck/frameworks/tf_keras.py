@@ -62,7 +62,6 @@ The caller's process is left as it was:
 from __future__ import annotations
 
 import copy
-import dataclasses
 import logging
 import math
 import os
@@ -140,7 +139,6 @@ _CLASS = {"glorot": "Glorot", "he": "He", "lecun": "Lecun"}
 _GROUP = 16
 #: Keras casts seed pairs to int32 with floormod(seed, 2**31 - 2).
 _SEED_MODULUS = 2**31 - 2
-_PLAN_FIELDS = {field.name for field in dataclasses.fields(Plan)}
 _started = False
 
 
@@ -156,12 +154,6 @@ def _start() -> None:
         with _quiet():
             tf.config.list_logical_devices()
         _started = True
-
-
-def _plan(*args, draw_batch=None, **kwargs) -> Plan:
-    if draw_batch is not None and "draw_batch" in _PLAN_FIELDS:
-        kwargs["draw_batch"] = draw_batch
-    return Plan(*args, **kwargs)
 
 
 def _call_text(name: str, kwargs: dict) -> str:
@@ -331,10 +323,10 @@ class Keras(Framework):
             return draw
 
         kernel_batch = _LayerKernels(construct, shape, dtype, device)
-        kernel = _plan(self.name, f"{call}.kernel", Uniform(-bound, bound), shape, device, dtype,
-                       parameter("kernel"), draw_batch=kernel_batch)
-        bias = _plan(self.name, f"{call}.bias", Constant(0.0), (layer.out_features,), device, dtype,
-                     parameter("bias"), samples=10 * layer.out_features)
+        kernel = Plan(self.name, f"{call}.kernel", Uniform(-bound, bound), shape, device, dtype,
+                      parameter("kernel"), draw_batch=kernel_batch)
+        bias = Plan(self.name, f"{call}.bias", Constant(0.0), (layer.out_features,), device, dtype,
+                    parameter("bias"), samples=10 * layer.out_features)
         return [("kernel", kernel), ("bias", bias)]
 
     def plan(self, spec, layer, device, dtype):
@@ -361,7 +353,7 @@ class Keras(Framework):
                 batcher = Batcher(initializer_class(**kwargs, seed=0), shape, dtype, device)
             return batcher.draws(generator_pairs(_batch_seed(seed), count))
 
-        return _plan(self.name, _call_text(name, kwargs), law, shape, device, dtype, draw, draw_batch=draw_batch)
+        return Plan(self.name, _call_text(name, kwargs), law, shape, device, dtype, draw, draw_batch=draw_batch)
 
 
 class _LayerKernels:
