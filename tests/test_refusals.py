@@ -87,3 +87,16 @@ def test_a_bad_kernel_choice_is_one_line_not_a_traceback(tmp_path, value, messag
                            "-f", "reference", "-n", "1e4"], capture_output=True, text=True, timeout=120,
                           env={**os.environ, "INITCHECK_KERNEL": value})
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_custom_function_that_returns_ints_or_a_list_says_so(capsys, tmp_path):
+    module = tmp_path / "odd_inits.py"
+    module.write_text("import numpy as np\n"
+                      "def ints(shape, seed):\n    return np.random.default_rng(seed).integers(-3, 4, shape)\n"
+                      "def listy(shape, seed):\n    return np.random.default_rng(seed).uniform(-1, 1, shape).tolist()\n")
+    code, out, err = run_cli(capsys, "custom", f"{module}:ints", "--expect", "uniform", "--low", "-3", "--high", "3",
+                             "--shape", "8,8", "-n", "1e4", "-f", "custom", "--no-progress")
+    assert "returns an int64 array, checked as float64" in out
+    code, out, err = run_cli(capsys, "custom", f"{module}:listy", "--expect", "uniform", "--bound", "1",
+                             "--shape", "8,8", "-n", "1e4", "-f", "custom", "--no-progress")
+    assert code == 0 and "returns a list, checked as float64" in out

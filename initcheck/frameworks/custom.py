@@ -105,10 +105,43 @@ def _validated(result, shape: tuple[int, ...], call: str):
     return array
 
 
+def received(result) -> str | None:
+    """What a function returned when it is not a real floating-point array of
+    an array library: ``"an int64 array, checked as float64"``, ``"a list,
+    checked as float64"``; None for float arrays and tensors."""
+    module = type(result).__module__
+    if module.startswith("torch"):
+        if result.is_floating_point():
+            return None
+        return f"a torch {str(result.dtype).removeprefix('torch.')} tensor, checked as float64"
+    if not hasattr(result, "shape") or not hasattr(result, "dtype"):
+        try:
+            converted = np.asarray(result)
+        except Exception:  # _validated says why
+            return None
+        as_type = "float64" if converted.dtype.kind in "iu" else converted.dtype
+        return f"a {type(result).__name__}, checked as {as_type}"
+    dtype = np.dtype(result.dtype) if not str(result.dtype) == "bfloat16" else None
+    if dtype is not None and dtype.kind in "iu":
+        return f"an {dtype} array, checked as float64"
+    return None
+
+
 def custom_plan(function: Callable, target: str, law, shape: tuple[int, ...]) -> Plan:
     """A plan whose draws call the user's function; the row's dtype and device are
-    those of what the function returns (the runner reads them off the first draw)."""
+    those of what the function returns (the runner reads them off the first draw).
+
+    The function is called once here (seed 0) so that what it returns is known
+    before the row runs: a result that is not a floating-point array (integers,
+    a list) is checked as float64, and the row's API text says so."""
     name = target.rpartition(":")[2]
+    call = f"{name}(shape={format_shape(shape)}, seed=0)"
+    try:
+        probe = function(tuple(shape), 0)
+    except Exception as error:
+        raise InputError(f"{call} raised {_describe(error)}") from None
+    _validated(probe, shape, call)
+    note = received(probe)
 
     def draw(seed: int):
         call = f"{name}(shape={format_shape(shape)}, seed={seed})"
@@ -127,8 +160,8 @@ def custom_plan(function: Callable, target: str, law, shape: tuple[int, ...]) ->
         return _validated(result, (count, *shape), call)
 
     batched = accepts_count(function)
-    return Plan("custom", f"{target}(shape, seed{', count' if batched else ''})", law, tuple(shape), "?", "?",
-                draw, draw_batch=draw_batch if batched else None)
+    api = f"{target}(shape, seed{', count' if batched else ''})" + (f" returns {note}" if note else "")
+    return Plan("custom", api, law, tuple(shape), "?", "?", draw, draw_batch=draw_batch if batched else None)
 
 
 def accepts_count(function: Callable) -> bool:
