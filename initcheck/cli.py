@@ -186,13 +186,11 @@ def execute(rows: list[Row], opts: Options, frameworks: list, title: str, announ
     (or any suite, ``announce``) says its size and measured estimate on stderr
     first, and does not start above the limits of :mod:`initcheck.estimate`
     unless ``--yes``."""
-    for option, path in (("--json", opts.json_path), ("--junit", opts.junit_path)):
-        if path:
-            writable_file(path, option)  # before the sampling, not after
     if opts.plot_dir:
         from initcheck.plots import require_matplotlib
 
         require_matplotlib()
+    check_outputs({"--json": opts.json_path, "--junit": opts.junit_path}, opts.plot_dir)  # before the sampling
     samples = opts.sample_count if opts.detect_error is None else detect_samples(rows, opts)
     announce = check_run_size(rows, samples, opts.yes, always=announce or opts.detect is not None)
     if announce:
@@ -257,15 +255,59 @@ def stop_signals():
         signal.signal(signal.SIGTERM, previous)
 
 
-def writable_file(path: str, option: str) -> None:
-    """InputError unless ``path`` can be created or overwritten."""
+def output_problem(path: str, option: str) -> str | None:
+    """Why ``path`` cannot be written, or None: the folder must exist and a file
+    must really open there for writing (``/proc`` and read-only mounts pass
+    ``os.access`` as root and fail only at the write).  Nothing is left behind."""
     import os
 
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        raise InputError(f"{option} {path}: folder {folder} does not exist")
-    if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
-        raise InputError(f"{option} {path}: not writable")
+        return f"{option} {path}: folder {folder} does not exist"
+    if os.path.isdir(path):
+        return f"{option} {path}: is a folder"
+    existed = os.path.exists(path)
+    try:
+        with open(path, "a"):
+            pass
+    except OSError as error:
+        return f"{option} {path}: {error.strerror or 'not writable'}"
+    if not existed:
+        os.remove(path)
+    return None
+
+
+def plot_dir_problem(path: str) -> str | None:
+    """Why the --plot folder cannot be made or written to, or None (it is made
+    here, as the plots will need it)."""
+    import os
+    import tempfile
+
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as error:
+        return f"--plot {path}: {error.strerror or 'not writable'}"
+    return None
+
+
+def check_outputs(files: dict[str, str | None], plot_dir: str | None) -> None:
+    """InputError naming every report path that cannot be written, before anything is drawn."""
+    problems = [p for option, path in files.items() if path for p in [output_problem(path, option)] if p]
+    if plot_dir:
+        problem = plot_dir_problem(plot_dir)
+        if problem:
+            problems.append(problem)
+    if problems:
+        raise InputError("; ".join(problems))
+
+
+def writable_file(path: str, option: str) -> None:
+    """InputError unless ``path`` can be created or overwritten."""
+    problem = output_problem(path, option)
+    if problem:
+        raise InputError(problem)
 
 
 def detect_samples(rows: list[Row], opts: Options) -> int:

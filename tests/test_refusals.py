@@ -100,3 +100,11 @@ def test_a_custom_function_that_returns_ints_or_a_list_says_so(capsys, tmp_path)
     code, out, err = run_cli(capsys, "custom", f"{module}:listy", "--expect", "uniform", "--bound", "1",
                              "--shape", "8,8", "-n", "1e4", "-f", "custom", "--no-progress")
     assert code == 0 and "returns a list, checked as float64" in out
+
+
+def test_every_unwritable_report_path_is_named_before_anything_is_drawn(capsys, tmp_path):
+    code, out, err = run_cli(capsys, "xavier", *FANS, "-f", "reference", "--json", "/proc/initcheck.json",
+                             "--junit", tmp_path / "missing" / "r.xml", "--plot", "/proc/initcheck-plots")
+    assert code == 2 and out == ""
+    assert "--json /proc/initcheck.json" in err and "--junit" in err and "--plot /proc/initcheck-plots" in err
+    assert len(err.strip().splitlines()) == 1
