@@ -110,11 +110,12 @@ on CPU; below 0 where initcheck draws faster than a user's loop).  Both targets
 apply to the three small shapes; the (256, 784) row is their reference.  Every
 process of this section is killed after 600 s (--layer-timeout) and reads
 "timeout"; one run each, after one small untimed command and loop per
-framework.  It runs on CPU only.  With every framework it takes
-tens of minutes on 2 cores (Keras' own per-draw loop alone is some minutes a
-small shape); ``--layer-samples 1e5`` takes a few.
+framework.  It runs on CPU only.  With every framework it takes about 10
+minutes on 2 cores, and twice that on a busy machine (Keras' own per-draw loop
+is over 3 minutes for each of the two smallest shapes); ``--layer-samples 1e5``
+takes one or two.
 
-    .venv/bin/python benchmarks/bench.py            # every section, well over half an hour on 2 cores
+    .venv/bin/python benchmarks/bench.py            # every section, about 20 minutes on 2 cores
     .venv/bin/python benchmarks/bench.py --quick    # N = 10^7 only, no per-framework section
     .venv/bin/python benchmarks/bench.py --device cuda   # torch cuda:0, Keras /GPU:0, JAX gpu 0
     .venv/bin/python benchmarks/bench.py --sections layers --frameworks torch --layer-samples 1e5
