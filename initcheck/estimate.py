@@ -2,10 +2,10 @@
 
 For each framework of the run, the first row's plan is sampled twice through
 the real sampler (:func:`initcheck.sampling.sample_row`: drawing and folding,
-batches included): once to warm up (imports, jit compiles, first-call costs),
-then for about :data:`PROBE_VALUES` values, timed.  Its seconds per value,
-times the values of every row of that framework, summed over frameworks, is
-the estimate.  Rows are independent of the probe (their seeds come from the
+batches included): once to warm up (jit compiles, first-call costs), timed,
+then for about :data:`PROBE_VALUES` values, timed.  A row of that framework is
+estimated at the warm-up's seconds (each row compiles its own draws) plus its
+values times the probe's seconds per value; the run, at the sum over rows.  Rows are independent of the probe (their seeds come from the
 command's seed, the probe's draws are dropped).
 
 A command refuses to start, with one line, when it has more than
@@ -47,27 +47,36 @@ def row_values(plan: Plan, samples: int) -> int:
     return draw_count(plan, samples) * math.prod(plan.shape)
 
 
-def seconds_per_value(plan: Plan) -> float:
-    """Seconds a value of ``plan`` costs, drawn and folded, after warm-up."""
+def probe(plan: Plan) -> tuple[float, float]:
+    """(seconds of a row's start: its first call and compiles, seconds a value
+    costs after it, drawn and folded) of ``plan``."""
     from initcheck.sampling import sample_row
 
     size = math.prod(plan.shape)
     quiet = Progress(0, enabled=False)
-    sample_row(plan, size, 0, quiet, "")  # warm-up: first calls, compiles
-    probe = max(PROBE_VALUES, 4 * size)
     started = time.perf_counter()
-    summary, _, _ = sample_row(plan, probe, 1, quiet, "")
-    return (time.perf_counter() - started) / max(summary.total, 1)
+    sample_row(plan, size, 0, quiet, "")  # warm-up: first calls, compiles
+    start = time.perf_counter() - started
+    values = max(PROBE_VALUES, 4 * size)
+    started = time.perf_counter()
+    summary, _, _ = sample_row(plan, values, 1, quiet, "")
+    return start, (time.perf_counter() - started) / max(summary.total, 1)
+
+
+def seconds_per_value(plan: Plan) -> float:
+    """Seconds a value of ``plan`` costs, drawn and folded, after warm-up."""
+    return probe(plan)[1]
 
 
 def estimate_seconds(plans: list[tuple[Plan, int]]) -> float:
     """Seconds to sample every (plan, samples) pair, from one probe per framework."""
-    rates: dict[str, float] = {}
+    probes: dict[str, tuple[float, float]] = {}
     total = 0.0
     for plan, samples in plans:
-        if plan.framework not in rates:
-            rates[plan.framework] = seconds_per_value(plan)
-        total += rates[plan.framework] * row_values(plan, samples)
+        if plan.framework not in probes:
+            probes[plan.framework] = probe(plan)
+        start, per_value = probes[plan.framework]
+        total += start + per_value * row_values(plan, samples)
     return total
 
 
