@@ -430,3 +430,25 @@ def test_flax_layer_defaults_batched_over_keys_of_init(jax_adapter, small_batche
         results = check_rows([rows["kernel"], rows["bias"]], samples=SAMPLES)
         assert [r.verdict for r in results] == ["PASS", "PASS"], [r.reason for r in results]
     assert jax.config.jax_enable_x64 is False
+
+
+def test_a_shape_free_initializer_vmap_refuses_is_one_real_call_on_the_batch(monkeypatch):
+    """trunc_normal_'s law takes nothing from the shape: when vmap refuses it, the
+    whole (count, *shape) batch is one call of the real function."""
+    import torch
+
+    from initcheck.frameworks.pytorch import PyTorch
+    from initcheck.layers import Layer
+
+    real, calls = torch.nn.init.trunc_normal_, []
+
+    def counted(tensor, *args, **kwargs):
+        calls.append(tuple(tensor.shape))
+        return real(tensor, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.init, "trunc_normal_", counted)
+    spec = InitSpec("trunc-normal", std=0.02, low=-0.04, high=0.04)
+    plan = PyTorch().plan(spec, Layer.from_shape((64,), vector=True), "cpu", "float32")
+    batch = plan.draw_batch(7, 1000)
+    assert tuple(batch.shape) == (1000, 64) and float(batch.abs().max()) <= 0.04
+    assert calls[-1] == (1000, 64) and len(calls) <= 2  # a refused vmap try, then one call

@@ -21,9 +21,12 @@ takes a scalar path for tensors under 16 values and a vectorized one above, so
 the batch of a normal initializer on a tensor that small has the values of the
 vectorized path (the same law).  An initializer that vmap cannot run
 (``trunc_normal_`` where, as in torch 2.13, its rejection loop asks ``mask.any()``,
-data-dependent control flow) is called once per draw instead, on each
-``(shape)`` slice of the batch in turn, from the same generator seeded once
-per batch; only the folding is batched for it.
+data-dependent control flow) is called once on the whole ``(count, *shape)``
+batch when its law takes nothing from the shape (``trunc_normal_``'s absolute
+bounds, mean and std, like ``normal_`` and ``uniform_``: every value is still
+the real function's, under the same law), and once per draw otherwise, on each
+``(shape)`` slice of the batch in turn, from the same generator seeded once per
+batch.
 
 Layer defaults (``default_rows``) run the module's own ``reset_parameters()``,
 the code ``__init__`` runs, on a module built once on the meta device, with its
@@ -180,6 +183,9 @@ class PyTorch(Framework):
                         raise
                     looped.append(True)
                     generator.manual_seed(seed)
+            if not spec.uses_fans:  # the law takes nothing from the shape: one real call on the whole batch
+                function(batch, **kwargs, generator=generator)
+                return batch
             for one_draw in batch:  # each a view of the real shape
                 function(one_draw, **kwargs, generator=generator)
             return batch
