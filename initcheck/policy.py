@@ -133,11 +133,7 @@ def _verdict(row: Sampled, checks: list[CheckResult], bonferroni_level: float, s
                 reason = cause + ("" if not strict else " (--strict)")
     if row.partial:
         reason = "partial (interrupted). " + reason
-    return RowResult(
-        initializer=row.initializer, layer=row.layer, framework=row.framework, api=row.api, shape=row.shape,
-        device=row.device, dtype=row.dtype, law=row.law, summary=row.summary, checks=tuple(checks),
-        verdict=verdict, reason=reason, seconds=row.seconds, partial=row.partial, name=row.name, samples=row.samples,
-    )
+    return row.decided(checks, verdict, reason)
 
 
 def rounding_candidates(law: Law, dtype: str) -> list[tuple[Law, str]]:

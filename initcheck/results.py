@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from initcheck.checks import CheckResult
 from initcheck.laws import Law
@@ -30,6 +30,12 @@ class Sampled:
     partial: bool = False
     name: str = ""
     samples: int = 0
+
+    def decided(self, checks, verdict: str, reason: str) -> RowResult:
+        """The immutable result of this row: every field it shares with
+        :class:`RowResult`, with the decided checks, verdict and reason."""
+        shared = {f.name: getattr(self, f.name) for f in fields(RowResult) if hasattr(self, f.name)}
+        return RowResult(**{**shared, "checks": tuple(checks), "verdict": verdict, "reason": reason})
 
 
 @dataclass(frozen=True)
