@@ -539,11 +539,241 @@ fail:
     return NULL;
 }
 
+
+/*
+ * positions(x, cols, ref, row_s1, row_s2, col_s1, col_s2)
+ *
+ *   x           contiguous float32 or float64 buffer of rows * cols values,
+ *               read as a (rows, cols) matrix
+ *   row_s1/s2   float64[rows], set to each row's sum of d = x - ref and of d^2
+ *   col_s1/s2   float64[cols], += each column's sum of d and of d^2
+ *
+ * One pass; the per-position sums of initcheck/structure.py (rows: positions
+ * along the first axis of a draw, or whole draws; columns: the rest of a
+ * draw's shape, or every element of small draws).
+ */
+#define POSITIONS(T)                                                                    \
+    IC_CLONES("avx512f", "avx2", "default")                                             \
+    static void positions_##T(const T *x, Py_ssize_t rows, Py_ssize_t cols, double ref,  \
+                              double *IC_RESTRICT rs1, double *IC_RESTRICT rs2,         \
+                              double *IC_RESTRICT cs1, double *IC_RESTRICT cs2) {       \
+        for (Py_ssize_t r = 0; r < rows; r++) {                                         \
+            const T *row = x + r * cols;                                                \
+            double a = 0, b = 0;                                                        \
+            IC_SIMD("omp simd reduction(+ : a, b)")                                     \
+            for (Py_ssize_t j = 0; j < cols; j++) {                                     \
+                double d = (double)row[j] - ref;                                        \
+                double e = d * d;                                                       \
+                a += d;                                                                 \
+                b += e;                                                                 \
+                cs1[j] += d;                                                            \
+                cs2[j] += e;                                                            \
+            }                                                                           \
+            rs1[r] = a;                                                                 \
+            rs2[r] = b;                                                                 \
+        }                                                                               \
+    }
+
+POSITIONS(float)
+POSITIONS(double)
+
+static PyObject *positions(PyObject *self, PyObject *args) {
+    PyObject *xo, *o[4];
+    Py_ssize_t cols;
+    double ref;
+    if (!PyArg_ParseTuple(args, "OndOOOO", &xo, &cols, &ref, &o[0], &o[1], &o[2], &o[3])) return NULL;
+    Py_buffer x, out[4];
+    int held = 0;
+    PyObject *result = NULL;
+    if (get_buffer(xo, &x, 0, "x") < 0) return NULL;
+    const char *xf = x.format ? x.format : "B";
+    if (xf[0] == '<' || xf[0] == '=' || xf[0] == '@') xf++;
+    int is_double = strcmp(xf, "d") == 0;
+    if (!is_double && strcmp(xf, "f") != 0) {
+        PyErr_Format(PyExc_TypeError, "positions: x must be float32 or float64, got format '%s'", xf);
+        goto done;
+    }
+    Py_ssize_t n = x.len / x.itemsize;
+    if (cols < 1 || n % cols != 0) {
+        PyErr_Format(PyExc_ValueError, "positions: %zd values are not whole rows of %zd", n, cols);
+        goto done;
+    }
+    Py_ssize_t rows = n / cols;
+    const char *names[4] = {"row_s1", "row_s2", "col_s1", "col_s2"};
+    for (; held < 4; held++) {
+        if (get_buffer(o[held], &out[held], 1, names[held]) < 0) goto done;
+        if (check_format(&out[held], "d", held < 2 ? rows : cols, names[held]) < 0) {
+            held++;
+            goto done;
+        }
+    }
+    double *p[4];
+    for (int i = 0; i < 4; i++) p[i] = (double *)out[i].buf;
+    Py_BEGIN_ALLOW_THREADS
+    if (is_double)
+        positions_double((const double *)x.buf, rows, cols, ref, p[0], p[1], p[2], p[3]);
+    else
+        positions_float((const float *)x.buf, rows, cols, ref, p[0], p[1], p[2], p[3]);
+    Py_END_ALLOW_THREADS
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    for (int i = 0; i < held; i++) PyBuffer_Release(&out[i]);
+    PyBuffer_Release(&x);
+    return result;
+}
+
+/*
+ * grams(x, k, threshold, start, pos, key, single, hash) -> selected
+ *
+ *   x           contiguous buffer of 2-, 4- or 8-byte values (float16/bfloat16
+ *               bit patterns, float32, float64), read as bits; a = the bits
+ *               without the sign bit, s = the sign bit
+ *   k           values per gram (1..8): gram i is x[i], ..., x[i + k - 1], for
+ *               every i in [0, n - k]
+ *   threshold   gram i is selected when h(a_i) < threshold (0..2^32), h the
+ *               murmur3 finalizer of a_i folded to 32 bits plus 0x9e3779b9
+ *               (so that 0 is not the value every threshold selects): a
+ *               choice made by the first value alone, so equal grams are
+ *               selected together
+ *   start       the stream offset of x[0]
+ *   pos         int64[capacity]: 2 * (start + i) + s_i of each selected gram
+ *   key         uint64[capacity]: a 64-bit hash of (a_i+t, s_i+t xor s_i) for
+ *               t < k, the same for a gram and its negation
+ *   single      uint64[capacity]: a_i
+ *   hash        uint32[capacity]: h(a_i)
+ *
+ * Returns the number of selected grams; entries beyond the capacity (the
+ * smallest of the four lengths) are counted but not written.
+ */
+static inline uint64_t mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* The selection hashes of a block of values first (a loop that vectorizes),
+ * then the rare selected grams one by one. */
+#define GRAM_BLOCK 512
+#define GRAMS(U, BITS)                                                                  \
+    IC_CLONES("avx512f", "avx2", "default")                                             \
+    static void hashes_##BITS(const U *IC_RESTRICT x, Py_ssize_t m, uint32_t *IC_RESTRICT out) { \
+        const U mask = (U)~(U)((U)1 << (BITS - 1));                                     \
+        for (Py_ssize_t j = 0; j < m; j++) {                                            \
+            uint64_t a = (uint64_t)(x[j] & mask);                                       \
+            uint32_t h = (uint32_t)(a ^ (a >> 32)) + 0x9e3779b9u;                       \
+            h ^= h >> 16;                                                               \
+            h *= 0x85ebca6bu;                                                           \
+            h ^= h >> 13;                                                               \
+            h *= 0xc2b2ae35u;                                                           \
+            h ^= h >> 16;                                                               \
+            out[j] = h;                                                                 \
+        }                                                                               \
+    }                                                                                   \
+    static Py_ssize_t grams_##BITS(const U *x, Py_ssize_t n, int k, uint64_t threshold,  \
+                                   int64_t start, int64_t *pos, uint64_t *key,          \
+                                   uint64_t *single, uint32_t *hash, Py_ssize_t cap) {  \
+        const U sign = (U)((U)1 << (BITS - 1));                                         \
+        Py_ssize_t found = 0, last = n - k + 1;                                         \
+        uint32_t block[GRAM_BLOCK];                                                     \
+        for (Py_ssize_t b = 0; b < last; b += GRAM_BLOCK) {                             \
+            Py_ssize_t m = last - b < GRAM_BLOCK ? last - b : GRAM_BLOCK;               \
+            hashes_##BITS(x + b, m, block);                                             \
+            for (Py_ssize_t j = 0; j < m; j++) {                                        \
+                uint32_t h = block[j];                                                  \
+                if ((uint64_t)h >= threshold) continue;                                 \
+                Py_ssize_t i = b + j;                                                   \
+                if (found < cap) {                                                      \
+                    int s0 = (x[i] & sign) != 0;                                        \
+                    uint64_t acc = 0x9e3779b97f4a7c15ull * (uint64_t)k;                 \
+                    for (int t = 0; t < k; t++) {                                       \
+                        U v = x[i + t];                                                 \
+                        uint64_t bits = (uint64_t)(v & (U)~sign);                       \
+                        int s = ((v & sign) != 0) ^ s0;                                 \
+                        acc = mix64(acc ^ ((bits << 1) | (uint64_t)s));                 \
+                    }                                                                   \
+                    pos[found] = 2 * (start + i) + s0;                                  \
+                    key[found] = acc;                                                   \
+                    single[found] = (uint64_t)(x[i] & (U)~sign);                        \
+                    hash[found] = h;                                                    \
+                }                                                                       \
+                found++;                                                                \
+            }                                                                           \
+        }                                                                               \
+        return found;                                                                   \
+    }
+
+GRAMS(uint16_t, 16)
+GRAMS(uint32_t, 32)
+GRAMS(uint64_t, 64)
+
+static PyObject *grams(PyObject *self, PyObject *args) {
+    PyObject *xo, *o[4];
+    int k;
+    unsigned long long threshold;
+    long long start;
+    if (!PyArg_ParseTuple(args, "OiKLOOOO", &xo, &k, &threshold, &start, &o[0], &o[1], &o[2], &o[3]))
+        return NULL;
+    if (k < 1 || k > 8 || threshold > (1ull << 32)) {
+        PyErr_SetString(PyExc_ValueError, "grams: k must be 1..8 and threshold at most 2^32");
+        return NULL;
+    }
+    Py_buffer x, out[4];
+    int held = 0;
+    PyObject *result = NULL;
+    if (PyObject_GetBuffer(xo, &x, PyBUF_C_CONTIGUOUS) < 0) return NULL;
+    if (x.itemsize != 2 && x.itemsize != 4 && x.itemsize != 8) {
+        PyErr_SetString(PyExc_TypeError, "grams: x must hold 2-, 4- or 8-byte values");
+        goto done;
+    }
+    const char *names[4] = {"pos", "key", "single", "hash"};
+    const char *formats[4] = {"q", "Q", "Q", "I"};
+    Py_ssize_t cap = PY_SSIZE_T_MAX;
+    for (; held < 4; held++) {
+        if (get_buffer(o[held], &out[held], 1, names[held]) < 0) goto done;
+        const char *f = out[held].format ? out[held].format : "B";
+        if (f[0] == '<' || f[0] == '=' || f[0] == '@') f++;
+        int sizes[4] = {8, 8, 8, 4};
+        int ok = out[held].itemsize == sizes[held] && (strcmp(f, formats[held]) == 0 ||
+                 (held == 0 && strcmp(f, "l") == 0) || (held == 1 && strcmp(f, "L") == 0) ||
+                 (held == 2 && strcmp(f, "L") == 0));
+        if (!ok) {
+            PyErr_Format(PyExc_TypeError, "grams: %s must be a contiguous %s array", names[held],
+                         held == 0 ? "int64" : held == 3 ? "uint32" : "uint64");
+            held++;
+            goto done;
+        }
+        Py_ssize_t items = out[held].len / out[held].itemsize;
+        if (items < cap) cap = items;
+    }
+    Py_ssize_t n = x.len / x.itemsize, found;
+    int64_t *pos = (int64_t *)out[0].buf;
+    uint64_t *key = (uint64_t *)out[1].buf, *single = (uint64_t *)out[2].buf;
+    uint32_t *hash = (uint32_t *)out[3].buf;
+    Py_BEGIN_ALLOW_THREADS
+    if (x.itemsize == 2)
+        found = grams_16((const uint16_t *)x.buf, n, k, threshold, start, pos, key, single, hash, cap);
+    else if (x.itemsize == 4)
+        found = grams_32((const uint32_t *)x.buf, n, k, threshold, start, pos, key, single, hash, cap);
+    else
+        found = grams_64((const uint64_t *)x.buf, n, k, threshold, start, pos, key, single, hash, cap);
+    Py_END_ALLOW_THREADS
+    result = PyLong_FromSsize_t(found);
+done:
+    for (int i = 0; i < held; i++) PyBuffer_Release(&out[i]);
+    PyBuffer_Release(&x);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"fold", fold, METH_VARARGS, "fold(x, ref, lo, segment_scale, cum, slope, sums, extremes, counts, hist): see the module source."},
     {"pairs", pairs, METH_VARARGS,
      "pairs(x, previous, row_length, ref, out, draw_length=0): lag-1 products, see the module source."},
     {"bit_patterns", bit_patterns, METH_VARARGS, "bit_patterns(x, counts): count 16-bit patterns."},
+    {"positions", positions, METH_VARARGS,
+     "positions(x, cols, ref, row_s1, row_s2, col_s1, col_s2): per-row and per-column sums, see the module source."},
+    {"grams", grams, METH_VARARGS,
+     "grams(x, k, threshold, start, pos, key, single, hash): selected k-grams, see the module source."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -285,3 +285,89 @@ def bit_patterns(x, counts) -> None:
     patterns = array.view(np.uint16)
     for start in range(0, patterns.size, CHUNK):
         c += np.bincount(patterns[start : start + CHUNK], minlength=65536)
+
+
+def positions(x, cols, ref, row_s1, row_s2, col_s1, col_s2) -> None:
+    """x read as a (rows, cols) matrix: ``row_s1``/``row_s2`` set to each row's
+    sum of d = x - ref and of d^2, ``col_s1``/``col_s2`` += each column's."""
+    x = _values(x, "positions")
+    cols = int(cols)
+    if cols < 1 or x.size % cols != 0:
+        raise ValueError(f"positions: {x.size} values are not whole rows of {cols}")
+    rows = x.size // cols
+    out = [_output(a, "f", 8, size, "positions", name) for a, size, name in (
+        (row_s1, rows, "row_s1"), (row_s2, rows, "row_s2"), (col_s1, cols, "col_s1"), (col_s2, cols, "col_s2"))]
+    matrix = x.reshape(rows, cols)
+    per_chunk = max(1, CHUNK // cols)
+    for r0 in range(0, rows, per_chunk):
+        d = np.subtract(matrix[r0 : r0 + per_chunk], ref, dtype=np.float64)
+        e = d * d
+        out[0][r0 : r0 + len(d)] = d.sum(axis=1)
+        out[1][r0 : r0 + len(d)] = e.sum(axis=1)
+        out[2][:cols] += d.sum(axis=0)
+        out[3][:cols] += e.sum(axis=0)
+
+
+_SIGN = {2: np.uint16(0x8000), 4: np.uint32(0x80000000), 8: np.uint64(0x8000000000000000)}
+_UNSIGNED = {2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
+def _select_hash(a: np.ndarray) -> np.ndarray:
+    """The murmur3 32-bit finalizer of a (uint64) folded to 32 bits plus 0x9E3779B9."""
+    h = ((a ^ (a >> np.uint64(32))) & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+    with np.errstate(over="ignore"):
+        h += np.uint32(0x9E3779B9)
+        h ^= h >> np.uint32(16)
+        h *= np.uint32(0x85EBCA6B)
+        h ^= h >> np.uint32(13)
+        h *= np.uint32(0xC2B2AE35)
+        h ^= h >> np.uint32(16)
+    return h
+
+
+def _mix64(z: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def grams(x, k, threshold, start, pos, key, single, hash) -> int:
+    """The selected k-grams of x (see ``initcheck/_kernels.c``): gram i (values
+    i..i+k-1) is selected when the hash of x[i]'s bits without sign is below
+    ``threshold``; writes up to the outputs' capacity, returns how many."""
+    array = _input(x, "grams")
+    k, threshold, start = int(k), int(threshold), int(start)
+    if not 1 <= k <= 8 or threshold > 1 << 32 or threshold < 0:
+        raise ValueError("grams: k must be 1..8 and threshold at most 2^32")
+    size = array.dtype.itemsize
+    if size not in _SIGN:
+        raise TypeError("grams: x must hold 2-, 4- or 8-byte values")
+    outputs = [_output(a, kind, 8 if name != "hash" else 4, 0, "grams", name) for a, kind, name in (
+        (pos, "i", "pos"), (key, "u", "key"), (single, "u", "single"), (hash, "u", "hash"))]
+    capacity = min(len(a) for a in outputs)
+    bits = array.view(_UNSIGNED[size])
+    sign = _SIGN[size]
+    n = bits.size
+    found = 0
+    for c0 in range(0, max(n - k + 1, 0), CHUNK):
+        c1 = min(n - k + 1, c0 + CHUNK)
+        a = (bits[c0:c1] & ~sign).astype(np.uint64)
+        h = _select_hash(a)
+        chosen = np.flatnonzero(h.astype(np.uint64) < np.uint64(threshold)) if threshold < 1 << 32 else np.arange(c1 - c0)
+        room = max(0, min(len(chosen), capacity - found))
+        take = chosen[:room]
+        if room:
+            first = take + c0
+            s0 = (bits[first] & sign) != 0
+            acc = np.full(room, (0x9E3779B97F4A7C15 * k) & 0xFFFFFFFFFFFFFFFF, dtype=np.uint64)
+            for t in range(k):
+                v = bits[first + t]
+                s = ((v & sign) != 0) ^ s0
+                acc = _mix64(acc ^ (((v & ~sign).astype(np.uint64) << np.uint64(1)) | s.astype(np.uint64)))
+            outputs[0][found : found + room] = 2 * (start + first) + s0
+            outputs[1][found : found + room] = acc
+            outputs[2][found : found + room] = a[take]
+            outputs[3][found : found + room] = h[take]
+        found += len(chosen)
+    return found

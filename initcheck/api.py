@@ -34,7 +34,7 @@ with a one-line message, before anything is drawn.
 >>> bool(result), result.verdict
 (True, 'PASS')
 >>> [check.name for check in result.checks]
-['finite', 'support', 'mean', 'variance', 'ks', 'spikes', 'independence']
+['finite', 'support', 'mean', 'variance', 'ks', 'spikes', 'independence', 'draws', 'positions', 'copies']
 """
 
 from __future__ import annotations

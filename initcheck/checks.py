@@ -32,65 +32,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from initcheck.check_result import POWER, CheckResult
 from initcheck.laws import Law, standard_normal_quantile
+from initcheck.structure_checks import check_copies, check_draws, check_positions
 from initcheck.summary import Summary
 
-#: Probability with which the power statements promise detection.
-POWER = 0.999
+__all__ = ["POWER", "CheckResult", "evaluate"]
+
 #: The spike checks test each cell or value against max(its law mass, ATOM_FLOOR):
 #: an atom holding less than one value in a million cannot matter to training,
 #: and float64 CDF differences cannot resolve smaller law masses near the
 #: centre of a law anyway (PyTorch's bfloat16 samplers return an exact -0 about
 #: twice in 10^7 draws, where the rounded law's mass is 1e-39).
 ATOM_FLOOR = 1e-6
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    """One check of one row.
-
-    ``pvalue`` is None for deterministic checks.  For statistical checks ``level``
-    (the share of alpha Holm's procedure gives this check), ``threshold`` (the
-    critical value of ``statistic`` at that level) and ``passed`` are filled in
-    by :func:`initcheck.policy.apply_holm`; thresholds and power statements
-    by :func:`initcheck.policy.annotate`.  Immutable: policy hands out new ones.
-    """
-
-    name: str
-    statistic: float | None
-    detail: str
-    pvalue: float | None = None
-    passed: bool | None = None
-    level: float | None = None
-    threshold: float | None = None
-    power: float | None = None
-    power_text: str = ""
-    #: How far the statistic itself may be off (the histogram's cell mass for KS).
-    resolution: float = 0.0
-
-    @property
-    def statistical(self) -> bool:
-        return self.pvalue is not None
-
-    def to_dict(self) -> dict:
-        return {
-            "name": self.name,
-            "statistic": _json_number(self.statistic),
-            "pvalue": self.pvalue,
-            "level": self.level,
-            "threshold": _json_number(self.threshold),
-            "passed": self.passed,
-            "detail": self.detail,
-            "detectable": _json_number(self.power),
-            "detectable_text": self.power_text,
-        }
-
-
-def _json_number(value):
-    if value is None:
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else str(value)
 
 
 def two_sided_pvalue(z: float) -> float:
@@ -354,14 +308,15 @@ def evaluate(law: Law, summary: Summary, dtype: np.dtype) -> list[CheckResult]:
             check_ks(law, summary),
             check_spikes(law, summary, np.dtype(dtype)),
         ]
-    independence = check_independence(summary)
-    if independence is not None:
-        checks.append(independence)
+    for check in (check_independence(summary), check_draws(summary), check_positions(summary),
+                  check_copies(summary)):
+        if check is not None:
+            checks.append(check)
     return checks
 
 
-#: Statistical checks per row (mean, variance, ks, spikes, independence).
-CHECKS_PER_ROW = 5
+#: Statistical checks per row (mean, variance, ks, spikes, independence, draws, positions, copies).
+CHECKS_PER_ROW = 8
 
 
 def samples_to_detect(law: Law, std_error: float, level: float) -> int:

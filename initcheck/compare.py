@@ -52,6 +52,7 @@ from initcheck.checks import two_sided_pvalue, z_critical
 from initcheck.policy import holm
 from initcheck.errors import InputError
 from initcheck.report import REPORT_SCHEMA, json_safe
+from initcheck.structure import AxisSums
 from initcheck.summary import Summary
 
 COMPARE_SCHEMA = "initcheck-compare/1"
@@ -70,7 +71,7 @@ class ShiftTest:
     (the share of alpha Holm's procedure gives it), ``threshold`` (the
     statistic's critical value at that level) and ``passed``."""
 
-    name: str  # "mean", "variance" or "ks"
+    name: str  # "mean", "variance", "ks" or "positions"
     statistic: float
     pvalue: float
     detail: str
@@ -422,17 +423,85 @@ def _ks_exact_16bit(old: Summary, new: Summary) -> ShiftTest:
                       old.count, new.count, f"exact over the {old.dtype16} values")
 
 
+def _profile(axis, summary: Summary) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """(count, mean in sigmas about the axis' pooled mean, variance relative to
+    the pooled one, kurtosis) of each group of one axis."""
+    m = axis.count
+    means = axis.s1 / m
+    variances = axis.s2 / m - means**2
+    pooled_mean = axis.s1.sum() / m.sum()
+    pooled_variance = axis.s2.sum() / m.sum() - pooled_mean**2
+    kurtosis = summary.central_moment(4) / summary.central_moment(2) ** 2
+    return m, (means - pooled_mean) / math.sqrt(pooled_variance), variances / pooled_variance, kurtosis
+
+
+def positions_shift(old: Summary, new: Summary) -> ShiftTest | NotCompared | None:
+    """Whether the profile of the positions moved: for every axis of the draw
+    both reports keep (same shape, same groups), the groups of at least
+    MIN_GROUP values of the old run, and in each the mean (in sigmas, about
+    the axis' pooled mean) and the variance (relative to the pooled one) of
+    both runs.  With u_g, w_g the differences of the two runs' group means
+    and relative variances,
+
+        T_mean = sum_g u_g^2 / (1/m1_g + 1/m2_g),
+        T_std  = sum_g w_g^2 / ((k1 - 1)/m1_g + (k2 - 1)/m2_g)   ~ chi2(G - 1)
+
+    (k the runs' kurtoses); the p-value is the smallest over axes and the two
+    statistics times their number.  The sequence of draws is not compared:
+    draw i of one run has nothing to do with draw i of the other."""
+    from scipy import special
+
+    from initcheck.structure_checks import merged
+
+    if old.structure is None or new.structure is None:
+        return None
+    if tuple(old.structure.shape) != tuple(new.structure.shape):
+        return NotCompared("positions", "the draws' shapes differ")
+    news = {a.name: a for a in new.structure.axes if a.name != "draws"}
+    tests = []
+    for raw_old in old.structure.axes:
+        raw_new = news.get(raw_old.name)
+        if raw_new is None or not np.array_equal(raw_old.edges, raw_new.edges):
+            continue
+        grouped = merged(raw_old)
+        if len(grouped.count) < 2:
+            continue
+        starts = np.searchsorted(raw_old.edges[:-1], grouped.edges[:-1])
+        grouped_new = AxisSums(raw_new.name, raw_new.size, grouped.edges, np.add.reduceat(raw_new.count, starts),
+                               np.add.reduceat(raw_new.s1, starts), np.add.reduceat(raw_new.s2, starts))
+        m1, mean1, var1, k1 = _profile(grouped, old)
+        m2, mean2, var2, k2 = _profile(grouped_new, new)
+        df = len(m1) - 1
+        for kind, difference, spread in (("mean", mean2 - mean1, 1 / m1 + 1 / m2),
+                                         ("std", var2 - var1, (k1 - 1) / m1 + (k2 - 1) / m2)):
+            terms = difference**2 / spread
+            tests.append((float(special.chdtrc(df, terms.sum())), grouped, kind, int(np.argmax(terms)),
+                          difference, terms.sum() / df))
+    if not tests:
+        return None
+    pvalue, axis, kind, group, difference, ratio = min(tests, key=lambda t: t[0])
+    pvalue = min(1.0, pvalue * len(tests))
+    lo, hi = int(axis.edges[group]), int(axis.edges[group + 1]) - 1
+    where = f"{axis.name} {lo}" if lo == hi else f"{axis.name} {lo}-{hi}"
+    moved = (f"{difference[group]:+.3g}σ in mean" if kind == "mean"
+             else f"{(math.sqrt(max(1 + difference[group], 0)) - 1) * 100:+.2g}% in std")
+    detail = f"the {kind} profile along the {axis.name} changed ({ratio:.3g}x chance): {where} moved {moved}"
+    return ShiftTest("positions", ratio, pvalue, detail, "", "")
+
+
 def shift_tests(old: Summary, new: Summary) -> tuple[list[ShiftTest], list[NotCompared]]:
-    """The mean, variance and KS tests of one row (p-values only; no Holm yet)."""
+    """The mean, variance, KS and positions tests of one row (p-values only; no Holm yet)."""
     moments = np.concatenate([old.sums, new.sums])
     if not np.all(np.isfinite(moments)):
         reason = "the power sums are not finite"
         return [], [NotCompared(name, reason) for name in ("mean", "variance", "ks")]
-    tests = [mean_shift(old, new), variance_shift(old, new)]
-    ks = ks_shift(old, new)
-    if isinstance(ks, NotCompared):
-        return tests, [ks]
-    return tests + [ks], []
+    tests, skipped = [mean_shift(old, new), variance_shift(old, new)], []
+    for extra in (ks_shift(old, new), positions_shift(old, new)):
+        if isinstance(extra, NotCompared):
+            skipped.append(extra)
+        elif extra is not None:
+            tests.append(extra)
+    return tests, skipped
 
 
 # --------------------------------------------------------------------------- reports
@@ -559,7 +628,9 @@ def compare_reports(old: dict, new: dict, alpha: float = DEFAULT_ALPHA) -> Compa
     tests = [t for row in rows for t in row.tests]
     for test, (level, rejected) in zip(tests, holm([t.pvalue for t in tests], alpha)):
         test.level, test.passed = level, not rejected
-        if test.effective_n is None:
+        if test.name == "positions":
+            test.threshold = None  # a chi-square over the groups: its p-value is what is compared
+        elif test.effective_n is None:
             test.threshold = z_critical(test.level)
         else:
             test.threshold = ks_critical_two_sample(test.level, test.effective_n)
@@ -585,6 +656,7 @@ def compare_reports(old: dict, new: dict, alpha: float = DEFAULT_ALPHA) -> Compa
 
 _KIND_TEXT = {"verdict": "verdict", "law": "law changed", "api": "API text", "non-finite": "non-finite values",
               "mean": "mean shift", "variance": "variance shift", "ks": "distribution shift (KS)",
+              "positions": "positions shift",
               "added": "added", "gone": "gone"}
 
 
@@ -612,6 +684,8 @@ def _pvalue_text(test: ShiftTest) -> str:
 def _statistic_text(test: ShiftTest) -> str:
     if test.name == "ks":
         return f"D = {test.statistic:.3g}\ncrit {test.threshold:.2g}"
+    if test.name == "positions":
+        return f"{test.statistic:.3g}x chance"
     return f"z = {test.statistic:+.1f}\ncrit ±{test.threshold:.2g}"
 
 

@@ -4,11 +4,15 @@
 requirement: an install without a C compiler has only
 :mod:`initcheck._kernels_numpy`, which gives the same histogram cells, counts
 and extremes bit for bit and the same power and pair sums to rounding, about
-7 times slower.  Every reducer calls the three functions through this module:
+7 times slower.  Every reducer calls the functions through this module:
 
 * ``fold(x, ref, lo, segment_scale, cum, slope, sums, extremes, counts, hist)``
 * ``pairs(x, previous, row_length, ref, out, draw_length=0)``
 * ``bit_patterns(x, counts)``
+* ``positions(x, cols, ref, row_s1, row_s2, col_s1, col_s2)`` (per-row and
+  per-column sums of :mod:`initcheck.structure`)
+* ``grams(x, k, threshold, start, pos, key, single, hash)`` (the selected
+  k-grams of the copies check)
 
 and :data:`PATH` says which implementation they are (``initcheck env`` shows it).
 
@@ -28,7 +32,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["NAME", "PATH", "bit_patterns", "check_choice", "fold", "pairs"]
+__all__ = ["NAME", "PATH", "bit_patterns", "check_choice", "fold", "grams", "pairs", "positions"]
 
 _CHOICES = ("auto", "c", "numpy")
 _choice = os.environ.get("INITCHECK_KERNEL", "").strip().lower() or "auto"
@@ -62,6 +66,8 @@ else:
 fold = _implementation.fold
 pairs = _implementation.pairs
 bit_patterns = _implementation.bit_patterns
+positions = _implementation.positions
+grams = _implementation.grams
 
 
 def check_choice() -> None:

@@ -28,7 +28,11 @@ from initcheck.checks import POWER, CheckResult, evaluate, ks_critical, z_critic
 from initcheck.laws import Law, standard_normal_quantile
 from initcheck.lowp import sample_dtype
 from initcheck.results import RowResult, Sampled
+from initcheck.structure_checks import copies_power, draws_power, positions_power
 from initcheck.summary import Summary
+
+#: Power statements of the structure checks, by check name.
+STRUCTURE_POWER = {"positions": positions_power, "draws": draws_power, "copies": copies_power}
 
 
 def holm(pvalues: list[float], alpha: float) -> list[tuple[float, bool]]:
@@ -97,6 +101,11 @@ def annotate(check: CheckResult, law: Law, summary: Summary, bonferroni_level: f
     if check.name == "independence":
         return replace(check, threshold=z_critical(check.level), power=reach,
                        power_text=f"lag-1 correlation ≥ {reach:.2g}")
+    if check.name in STRUCTURE_POWER:
+        found = STRUCTURE_POWER[check.name](summary, bonferroni_level, check.level)
+        if found is not None:
+            power, text, threshold = found
+            return replace(check, threshold=threshold, power=power, power_text=text)
     return check
 
 

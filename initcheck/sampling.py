@@ -111,7 +111,7 @@ def sample_row(plan: Plan, samples: int, seed: int, progress: Progress, label: s
                 if reducer is None:
                     if plan.dtype == "?":
                         dtype, device = _array_info(x)
-                    reducer = reducer_for(x, plan.law)
+                    reducer = reducer_for(x, plan.law, expected_values=draws * size)
                 if reducer.asynchronous:  # it only queues device work: a thread would only add latency
                     _fold(reducer, x, count, per_call)
                 else:

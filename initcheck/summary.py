@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from initcheck.grid import Grid
+from initcheck.structure import Structure
 
 
 @dataclass
@@ -47,6 +48,8 @@ class Summary:
     #: For 16-bit dtypes: the count of every bit pattern (then grid and hist are None).
     patterns: np.ndarray | None = None
     dtype16: str | None = None
+    #: Where values sit and which repeat (:mod:`initcheck.structure`), when the reducer keeps it.
+    structure: Structure | None = None
 
     def __post_init__(self):
         if self.hist is None and self.grid is not None:
@@ -123,6 +126,8 @@ class Summary:
             pairs=self.pairs + other.pairs,
             patterns=None if self.patterns is None else self.patterns + other.patterns,
             dtype16=self.dtype16,
+            structure=(self.structure.merge(other.structure)
+                       if self.structure is not None and other.structure is not None else None),
         )
 
     def to_dict(self) -> dict:
@@ -142,6 +147,7 @@ class Summary:
             "hist": encode_counts(self.hist) if self.hist is not None else None,
             "exact_bit_patterns": self.dtype16,
             "patterns": encode_counts(self.patterns) if self.patterns is not None else None,
+            "structure": self.structure.to_dict() if self.structure is not None else None,
         }
         if self.count > 1:
             out.update(
@@ -170,6 +176,7 @@ class Summary:
             pairs=np.asarray(data["lag_pairs"], dtype=np.float64),
             patterns=decode_counts(data["patterns"]) if data.get("patterns") else None,
             dtype16=data.get("exact_bit_patterns"),
+            structure=Structure.from_dict(data["structure"]) if data.get("structure") else None,
         )
 
 
@@ -183,6 +190,24 @@ def encode_counts(counts: np.ndarray) -> dict:
     raw = np.ascontiguousarray(counts, dtype="<i8").tobytes()
     return {"encoding": COUNTS_ENCODING, "length": int(len(counts)),
             "data": base64.b64encode(zlib.compress(raw, 6)).decode("ascii")}
+
+
+def encode_array(values: np.ndarray, dtype: str = "<f8") -> dict:
+    """A numeric array as ``{"encoding", "dtype", "length", "data"}`` (zlib +
+    base64 of its little-endian bytes), exact and compact."""
+    raw = np.ascontiguousarray(values, dtype=dtype).tobytes()
+    return {"encoding": "zlib+base64", "dtype": dtype, "length": int(len(values)),
+            "data": base64.b64encode(zlib.compress(raw, 6)).decode("ascii")}
+
+
+def decode_array(encoded: dict) -> np.ndarray:
+    """The array :func:`encode_array` wrote (as float64, or int64 for "<i8")."""
+    if encoded.get("encoding") != "zlib+base64" or encoded.get("dtype") not in ("<f8", "<i8"):
+        raise ValueError(f"unknown array encoding {encoded.get('encoding')!r} / {encoded.get('dtype')!r}")
+    values = np.frombuffer(zlib.decompress(base64.b64decode(encoded["data"])), dtype=encoded["dtype"])
+    if len(values) != encoded["length"]:
+        raise ValueError(f"array of length {len(values)}, expected {encoded['length']}")
+    return values.astype(np.int64 if encoded["dtype"] == "<i8" else np.float64)
 
 
 def decode_counts(encoded: dict) -> np.ndarray:

@@ -37,7 +37,7 @@ def test_a_correct_function_passes_and_the_result_is_complete():
     row = result.result
     assert row.law == initcheck.Uniform(-BOUND, BOUND) and row.summary.count >= 200_000
     statistical = [c for c in result.checks if c.statistical]
-    assert {c.name for c in statistical} == {"mean", "variance", "ks", "spikes", "independence"}
+    assert {c.name for c in statistical} == {"mean", "variance", "ks", "spikes", "independence", "draws", "positions", "copies"}
     for check in statistical:
         assert 0.0 <= check.pvalue <= 1.0 and check.level > 0 and check.threshold is not None
         assert check.power is not None and check.power_text and check.passed

@@ -68,8 +68,8 @@ def test_small_draws_come_in_batches_seeded_per_batch(small_batches, monkeypatch
     folds = []
     original = sampling.reducer_for
 
-    def spying_reducer(x, law):
-        reducer = original(x, law)
+    def spying_reducer(x, law, **options):
+        reducer = original(x, law, **options)
         fold = reducer.fold
 
         def recording_fold(x, draws=None):

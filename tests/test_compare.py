@@ -234,7 +234,7 @@ def test_ks_is_skipped_when_the_grids_differ(reports):
     grid = other["rows"][0]["statistics"]["grid"]
     grid["hi"] = grid["hi"] * 1.01
     [row] = compare_reports(reports["good"], other).rows
-    assert [t.name for t in row.tests] == ["mean", "variance"]
+    assert [t.name for t in row.tests] == ["mean", "variance", "positions"]
     assert "grids differ" in row.not_compared[0].reason
 
 

@@ -41,27 +41,29 @@ def on_accelerator(sample) -> bool:
     return False
 
 
-def reducer_for(sample, law: Law):
+def reducer_for(sample, law: Law, expected_values: int | None = None):
     """The reducer for rows whose draws look like ``sample``: on the host for host
     arrays; on the accelerator for GPU arrays: JAX's by XLA, PyTorch's and
-    TensorFlow's by torch (DLPack, no copy).  Without torch, TensorFlow GPU draws
+    TensorFlow's by torch (DLPack, no copy).  ``expected_values``, the values
+    the row will fold, sets where the copies check's selection rate starts.  Without torch, TensorFlow GPU draws
     are copied to the host, which is correct but slower."""
     from initcheck.lowp import sixteen_bit_name
 
     sixteen = sixteen_bit_name(sample)
     if sixteen is not None:
         torch_gpu = type(sample).__module__.startswith("torch") and on_accelerator(sample)
-        return PatternReducer(law, sixteen, device=sample.device if torch_gpu else None)
+        return PatternReducer(law, sixteen, device=sample.device if torch_gpu else None,
+                              expected_values=expected_values)
     if on_accelerator(sample):
         import importlib.util
 
         if type(sample).__module__.startswith(("jax", "jaxlib")):
             from initcheck.reducers.backends.jax_reducer import JaxReducer
 
-            return JaxReducer(law)
+            return JaxReducer(law, expected_values=expected_values)
 
         if importlib.util.find_spec("torch") is not None:
             from initcheck.reducers.backends.torch_reducer import TorchReducer, as_torch
 
-            return TorchReducer(law, device=as_torch(sample).device)
-    return HostReducer(law)
+            return TorchReducer(law, device=as_torch(sample).device, expected_values=expected_values)
+    return HostReducer(law, expected_values=expected_values)

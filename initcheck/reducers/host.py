@@ -10,7 +10,7 @@ accumulated in float64 whatever the sample dtype.
 Both reducers take a batch of draws at once, ``fold(x, draws=K)`` with x of
 shape ``(K, *draw_shape)``, and give exactly the statistics of K single folds:
 one kernel call for the whole batch, lag-1 pairs within each draw and between
-consecutive draws (across batches too).  A draw holding NaN or Inf adds no
+consecutive draws (across batches too; on their first PAIR_PREFIX positions).  A draw holding NaN or Inf adds no
 pairs and is no one's neighbour, in a batch as alone.
 """
 
@@ -21,9 +21,10 @@ import math
 import numpy as np
 
 from initcheck import kernels
-from initcheck.reducers.shapes import as_host_array, batch_shape, lag_of_rows
+from initcheck.reducers.shapes import PAIR_PREFIX, as_host_array, batch_shape, lag_of_rows
 from initcheck.grid import Grid
 from initcheck.laws import Law
+from initcheck.structure import StructureFolder
 from initcheck.summary import Summary
 
 
@@ -40,8 +41,10 @@ class HostReducer:
     #: ``fold`` does the work before it returns (the runner gives it a thread of its own).
     asynchronous = False
 
-    def __init__(self, law: Law, grid: Grid | None = None):
+    def __init__(self, law: Law, grid: Grid | None = None, expected_values: int | None = None):
         grid = grid or Grid.for_law(law)
+        self._expected = expected_values
+        self._structure: StructureFolder | bool | None = None
         self._summary = Summary(ref=law.mean, grid=grid)
         self._slope = grid.slope
         self._extremes = np.array([math.inf, -math.inf])
@@ -72,6 +75,8 @@ class HostReducer:
         # NaN or Inf poison products: such draws add none (the finite check has already failed)
         finite = int(counts[1]) + int(counts[2]) + int(counts[3]) == nonfinite_before
         self._chain.fold(x, count, row_length, finite)
+        if finite:
+            self._structure = fold_structure(self._structure, s.ref, draw_shape, x, count, expected=self._expected)
 
     def _flush(self) -> None:
         self._summary.hist += self._cells
@@ -83,6 +88,7 @@ class HostReducer:
         s = self._summary
         s.count, s.nan, s.posinf, s.neginf = (int(c) for c in self._counts)
         s.minimum, s.maximum = float(self._extremes[0]), float(self._extremes[1])
+        s.structure = self._structure.result() if self._structure else None
         return s
 
 
@@ -91,9 +97,11 @@ class PatternReducer:
     (see :mod:`initcheck.lowp`), on the host or, for torch tensors on a GPU, on
     the device in batches of draws; lag-1 pairs as for the other reducers."""
 
-    def __init__(self, law: Law, dtype: str, device=None):
+    def __init__(self, law: Law, dtype: str, device=None, expected_values: int | None = None):
         from initcheck import lowp
 
+        self._expected = expected_values
+        self._structure: StructureFolder | bool | None = None
         self._lowp, self._dtype, self._ref = lowp, dtype, law.mean
         self._patterns = np.zeros(lowp.PATTERNS, dtype=np.int64)
         self._pairs = np.zeros((3, 4))
@@ -118,8 +126,12 @@ class PatternReducer:
         count, draw_shape = batch_shape(x.shape, draws)
         patterns = self._lowp.as_patterns(x)
         kernels.bit_patterns(patterns, self._patterns)
-        values = self._lowp.pattern_values(self._dtype)[patterns]
-        self._chain.fold(values, count, lag_of_rows(draw_shape), bool(np.isfinite(values).all()))
+        values = self._lowp.pattern_values32(self._dtype)[patterns]
+        finite = bool(np.isfinite(values).all())
+        self._chain.fold(values, count, lag_of_rows(draw_shape), finite)
+        if finite:
+            self._structure = fold_structure(self._structure, self._ref, draw_shape, values, count,
+                                             bits=patterns, expected=self._expected)
 
     def _fold_device_batch(self, x, row_length: int) -> None:
         """K torch draws, shape (K, n): bincount of the bit patterns, pairs in torch."""
@@ -134,17 +146,34 @@ class PatternReducer:
             self._batches.flush()
             patterns = patterns + self._device_counts.cpu().numpy()
             pairs = self._device_pairs.numpy()
-        return self._lowp.pattern_summary(self._ref, self._dtype, patterns, pairs)
+        summary = self._lowp.pattern_summary(self._ref, self._dtype, patterns, pairs)
+        summary.structure = self._structure.result() if self._structure else None
+        return summary
+
+
+def fold_structure(folder, ref, draw_shape, values, draws, bits=None, expected=None):
+    """The row's StructureFolder after folding these draws: made on the first
+    fold; a row whose draws change shape keeps no structure (False from then on)."""
+    if folder is False:
+        return False
+    if folder is None:
+        itemsize = bits.dtype.itemsize if bits is not None else values.dtype.itemsize
+        folder = StructureFolder(ref, draw_shape, itemsize, expected)
+    elif folder.shape != tuple(draw_shape):
+        return False
+    folder.fold(values, draws, bits=bits)
+    return folder
 
 
 class PairChain:
     """The lag-1 pairs of a stream of host draws (``kernels.pairs``) and the
-    last draw, the next one's neighbour, kept as a copy: the framework may
-    reuse the draw's memory."""
+    start of the last draw (its first PAIR_PREFIX values), the next one's
+    neighbour, kept as a copy: the framework may reuse the draw's memory."""
 
     def __init__(self, ref: float, out: np.ndarray):
         self._ref, self._out = ref, out
         self._previous: np.ndarray | None = None
+        self._scratch = np.zeros(12)
 
     def fold(self, values: np.ndarray, draws: int, row_length: int, finite: bool) -> None:
         """Add the pairs of ``draws`` draws, flat in ``values``.  With ``finite``
@@ -153,6 +182,10 @@ class PairChain:
         if draws == 0:
             return
         n = values.size // draws
+        if n > PAIR_PREFIX:
+            for k in range(draws):
+                self._fold_large(values[k * n : (k + 1) * n], row_length, finite)
+            return
         previous = self._previous
         if previous is not None and (previous.size != n or previous.dtype != values.dtype):
             previous = None
@@ -170,6 +203,24 @@ class PairChain:
         if previous is None:
             previous = np.empty_like(last)
         np.copyto(previous, last)
+        self._previous = previous
+
+    def _fold_large(self, draw: np.ndarray, row_length: int, finite: bool) -> None:
+        """A draw of more than PAIR_PREFIX values: pairs within it in full, with
+        the previous draw on the first PAIR_PREFIX positions."""
+        if not (finite or np.isfinite(draw).all()):
+            self._previous = None
+            return
+        kernels.pairs(draw, None, row_length, self._ref, self._out, draw.size)
+        head = draw[:PAIR_PREFIX]
+        previous = self._previous
+        if previous is not None and previous.size == head.size and previous.dtype == head.dtype:
+            self._scratch[:] = 0.0
+            kernels.pairs(head, previous, 0, self._ref, self._scratch, head.size)
+            self._out.reshape(-1)[8:12] += self._scratch[8:12]
+        else:
+            previous = np.empty_like(head)
+        np.copyto(previous, head)
         self._previous = previous
 
 

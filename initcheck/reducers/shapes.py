@@ -39,3 +39,10 @@ def batch_shape(shape, draws: int | None) -> tuple[int, tuple]:
             return 1, shape
         raise ValueError(f"fold: draws={draws} needs an array of shape ({draws}, ...), not {shape}")
     return draws, shape[1:]
+
+
+#: The consecutive-draws pairs (row 2 of a summary's lag-1 pairs) take the
+#: first this many positions of each draw, so no reducer keeps more than this
+#: many values of the previous draw (4 MiB as float32); draws this small or
+#: smaller pair in full, batched draws always.
+PAIR_PREFIX = 1 << 20
