@@ -11,7 +11,7 @@ import pytest
 from initcheck import _kernels_numpy, kernels
 from initcheck.laws import Normal, Uniform
 from initcheck.reducers.host import HostReducer, PatternReducer
-from initcheck.structure import ELEMENTS, GRAM_STORE, GramStore, Structure, StructureFolder
+from initcheck.structure import ELEMENTS, GRAM_STORE, GramStore, Structure
 from initcheck.structure_checks import (check_copies, check_draws, check_positions, copies_power, describe_copies,
                                         merged)
 from initcheck.summary import Summary
