@@ -652,12 +652,15 @@ static inline uint64_t mix64(uint64_t z) {
     return z ^ (z >> 31);
 }
 
-/* The selection hashes of a block of values first (a loop that vectorizes),
- * then the rare selected grams one by one. */
+/* The selection flags of a block of values first (a loop that vectorizes:
+ * hash and compare), then the rare selected grams, found eight flags at a
+ * time. */
 #define GRAM_BLOCK 512
 #define GRAMS(U, BITS)                                                                  \
     IC_CLONES("avx512f", "avx2", "default")                                             \
-    static void hashes_##BITS(const U *IC_RESTRICT x, Py_ssize_t m, uint32_t *IC_RESTRICT out) { \
+    static void flags_##BITS(const U *IC_RESTRICT x, Py_ssize_t m, uint32_t threshold,   \
+                             int all, uint32_t *IC_RESTRICT hashes,                     \
+                             uint8_t *IC_RESTRICT flags) {                              \
         const U mask = (U)~(U)((U)1 << (BITS - 1));                                     \
         for (Py_ssize_t j = 0; j < m; j++) {                                            \
             uint64_t a = (uint64_t)(x[j] & mask);                                       \
@@ -667,7 +670,8 @@ static inline uint64_t mix64(uint64_t z) {
             h ^= h >> 13;                                                               \
             h *= 0xc2b2ae35u;                                                           \
             h ^= h >> 16;                                                               \
-            out[j] = h;                                                                 \
+            hashes[j] = h;                                                              \
+            flags[j] = (uint8_t)(all | (h < threshold));                                \
         }                                                                               \
     }                                                                                   \
     static Py_ssize_t grams_##BITS(const U *x, Py_ssize_t n, int k, uint64_t threshold,  \
@@ -675,29 +679,37 @@ static inline uint64_t mix64(uint64_t z) {
                                    uint64_t *single, uint32_t *hash, Py_ssize_t cap) {  \
         const U sign = (U)((U)1 << (BITS - 1));                                         \
         Py_ssize_t found = 0, last = n - k + 1;                                         \
-        uint32_t block[GRAM_BLOCK];                                                     \
+        uint32_t hashes[GRAM_BLOCK];                                                    \
+        uint8_t flags[GRAM_BLOCK + 8];                                                  \
+        int all = threshold > 0xffffffffull;                                            \
+        uint32_t t32 = all ? 0xffffffffu : (uint32_t)threshold;                         \
         for (Py_ssize_t b = 0; b < last; b += GRAM_BLOCK) {                             \
             Py_ssize_t m = last - b < GRAM_BLOCK ? last - b : GRAM_BLOCK;               \
-            hashes_##BITS(x + b, m, block);                                             \
-            for (Py_ssize_t j = 0; j < m; j++) {                                        \
-                uint32_t h = block[j];                                                  \
-                if ((uint64_t)h >= threshold) continue;                                 \
-                Py_ssize_t i = b + j;                                                   \
-                if (found < cap) {                                                      \
-                    int s0 = (x[i] & sign) != 0;                                        \
-                    uint64_t acc = 0x9e3779b97f4a7c15ull * (uint64_t)k;                 \
-                    for (int t = 0; t < k; t++) {                                       \
-                        U v = x[i + t];                                                 \
-                        uint64_t bits = (uint64_t)(v & (U)~sign);                       \
-                        int s = ((v & sign) != 0) ^ s0;                                 \
-                        acc = mix64(acc ^ ((bits << 1) | (uint64_t)s));                 \
+            flags_##BITS(x + b, m, t32, all, hashes, flags);                            \
+            memset(flags + m, 0, 8);                                                    \
+            for (Py_ssize_t w = 0; w < m; w += 8) {                                     \
+                uint64_t word;                                                          \
+                memcpy(&word, flags + w, 8);                                            \
+                if (!word) continue;                                                    \
+                for (Py_ssize_t j = w; j < w + 8 && j < m; j++) {                       \
+                    if (!flags[j]) continue;                                            \
+                    Py_ssize_t i = b + j;                                               \
+                    if (found < cap) {                                                  \
+                        int s0 = (x[i] & sign) != 0;                                    \
+                        uint64_t acc = 0x9e3779b97f4a7c15ull * (uint64_t)k;             \
+                        for (int t = 0; t < k; t++) {                                   \
+                            U v = x[i + t];                                             \
+                            uint64_t bits = (uint64_t)(v & (U)~sign);                   \
+                            int s = ((v & sign) != 0) ^ s0;                             \
+                            acc = mix64(acc ^ ((bits << 1) | (uint64_t)s));             \
+                        }                                                               \
+                        pos[found] = 2 * (start + i) + s0;                              \
+                        key[found] = acc;                                               \
+                        single[found] = (uint64_t)(x[i] & (U)~sign);                    \
+                        hash[found] = hashes[j];                                        \
                     }                                                                   \
-                    pos[found] = 2 * (start + i) + s0;                                  \
-                    key[found] = acc;                                                   \
-                    single[found] = (uint64_t)(x[i] & (U)~sign);                        \
-                    hash[found] = h;                                                    \
+                    found++;                                                            \
                 }                                                                       \
-                found++;                                                                \
             }                                                                           \
         }                                                                               \
         return found;                                                                   \
