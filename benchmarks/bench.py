@@ -115,6 +115,10 @@ minutes on 2 cores, and twice that on a busy machine (Keras' own per-draw loop
 is over 3 minutes for each of the two smallest shapes); ``--layer-samples 1e5``
 takes one or two.
 
+A fourth section, "structure", measures in one process what the structure
+checks (positions, draws, copies) cost per value beside the pooled fold they
+ride on (benchmarks/structure_cost.py; a few seconds).
+
     .venv/bin/python benchmarks/bench.py            # every section, about 20 minutes on 2 cores
     .venv/bin/python benchmarks/bench.py --quick    # N = 10^7 only, no per-framework section
     .venv/bin/python benchmarks/bench.py --device cuda   # torch cuda:0, Keras /GPU:0, JAX gpu 0
@@ -1077,8 +1081,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, help="Runs of every kind at every N (default: 3, "
                         "but 1 for the SciPy pipeline at 10^8 and 1 beyond 10^8 in the per-framework "
                         "section); the median is reported.")
-    parser.add_argument("--sections", default="process,frameworks,layers",
-                        help="Comma list of sections to run: process, frameworks, layers (default all three).")
+    parser.add_argument("--sections", default="process,frameworks,layers,structure",
+                        help="Comma list of sections to run: process, frameworks, layers, structure "
+                        "(default all four).")
     parser.add_argument("--frameworks", help="Comma list for the per-framework and layer-size sections "
                         "(default: every installed one of torch, keras, jax).")
     parser.add_argument("--layer-samples", default=str(LAYER_SAMPLES),
@@ -1091,9 +1096,10 @@ def main() -> None:
     args = parser.parse_args()
     device_name(args.device)  # fail early on a device nobody understands
     sections = set(args.sections.split(","))
-    unknown = sections - {"process", "frameworks", "layers"}
+    unknown = sections - {"process", "frameworks", "layers", "structure"}
     if unknown:
-        raise SystemExit(f"unknown section(s) {', '.join(sorted(unknown))}; expected process, frameworks, layers")
+        raise SystemExit(f"unknown section(s) {', '.join(sorted(unknown))}; "
+                         "expected process, frameworks, layers, structure")
     layer_samples = int(float(args.layer_samples))
     frameworks = args.frameworks.split(",") if args.frameworks else installed_frameworks()
     framework_sizes = (tuple(int(float(n)) for n in args.framework_sizes.split(",")) if args.framework_sizes
@@ -1132,6 +1138,11 @@ def main() -> None:
         lines += render_targets(cases, framework_cases, args.device)
     if "layers" in sections:
         lines += render_layer_targets(layer_cases, device_name(args.device))
+    if "structure" in sections:
+        sys.path.insert(0, str(Path(__file__).parent))
+        import structure_cost
+
+        lines += [""] + structure_cost.render(structure_cost.measure()) + [""]
     lines.append(f"(benchmark wall time {time.perf_counter() - started:.0f} s)")
     print("\n".join(lines))
 
