@@ -325,7 +325,8 @@ def _select_hash(a: np.ndarray) -> np.ndarray:
     return h
 
 
-def _mix64(z: np.ndarray) -> np.ndarray:
+def mix64(z: np.ndarray) -> np.ndarray:
+    """splitmix64's finalizer, a bijection of uint64 (the C kernel's mix64)."""
     with np.errstate(over="ignore"):
         z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
@@ -364,7 +365,7 @@ def grams(x, k, threshold, start, pos, key, single, hash) -> int:
             for t in range(k):
                 v = bits[first + t]
                 s = ((v & sign) != 0) ^ s0
-                acc = _mix64(acc ^ (((v & ~sign).astype(np.uint64) << np.uint64(1)) | s.astype(np.uint64)))
+                acc = mix64(acc ^ (((v & ~sign).astype(np.uint64) << np.uint64(1)) | s.astype(np.uint64)))
             outputs[0][found : found + room] = 2 * (start + first) + s0
             outputs[1][found : found + room] = acc
             outputs[2][found : found + room] = a[take]

@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from initcheck import kernels
+from initcheck._kernels_numpy import mix64
 
 #: Draws of at most this many values keep per-element sums.
 ELEMENTS = 1 << 14
@@ -444,7 +445,7 @@ class GramStore:
         all_singles = np.concatenate([self._singles, single])
         all_single_hash = np.concatenate([self._single_hash, hashes])
         all_counts = np.concatenate([self._single_counts, np.ones(len(single), dtype=np.int64)])
-        order = _grouped_order(_mix64(all_singles))
+        order = _grouped_order(mix64(all_singles))
         sorted_singles = all_singles[order]
         first = np.ones(len(order), dtype=bool)
         first[1:] = sorted_singles[1:] != sorted_singles[:-1]
@@ -483,14 +484,6 @@ class GramStore:
             examples = np.concatenate(self._examples)[hashes < np.uint64(self.threshold)]
         return Grams(self.k, int(self.threshold), int(self.grams), len(self._keys) + repeats, repeats, singles,
                      draw_size, examples)
-
-
-def _mix64(z: np.ndarray) -> np.ndarray:
-    """splitmix64's finalizer, a bijection of uint64 (as the C kernel's)."""
-    with np.errstate(over="ignore"):
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
 
 
 def _grouped_order(keys: np.ndarray) -> np.ndarray:
