@@ -56,6 +56,14 @@ def pattern_values32(name: str) -> np.ndarray:
     return values
 
 
+@functools.lru_cache(maxsize=None)
+def nonfinite_patterns(name: str) -> np.ndarray:
+    """Indices of the bit patterns of a 16-bit dtype that are NaN or Inf."""
+    indices = np.flatnonzero(~np.isfinite(pattern_values(name)))
+    indices.setflags(write=False)
+    return indices
+
+
 class RoundedLaw(Law):
     """``law`` rounded to the nearest value representable in a 16-bit dtype."""
 

@@ -548,33 +548,48 @@ class StructureFolder:
             self._draw_axis.add(r1, r2, n)
         else:
             for k in range(draws):
-                self._fold_large(values[k * n : (k + 1) * n])
+                draw = values[k * n : (k + 1) * n]
+                self._fold_large(lambda a, b: draw[a:b], n)
         self._draws += draws
 
-    def _fold_large(self, x: np.ndarray) -> None:
+    def fold_in_parts(self, values_of, bits: np.ndarray, part: int) -> None:
+        """One large draw given piecewise: ``values_of(a, b)`` returns its
+        values a..b-1 (float32/float64), at most about ``part`` values at a
+        time, so no full copy of the draw is ever made (16-bit draws seen as
+        float32); ``bits`` is the draw as stored, for the grams."""
+        self._grams.fold(bits)
+        self._fold_large(values_of, part)
+        self._draws += 1
+
+    def _fold_large(self, values_of, part: int) -> None:
+        """A draw of more than ELEMENTS values, whole rows of ``_row_len`` at a time."""
         n, length = self.size, self._row_len
         rows = n // length
-        whole = x[: rows * length]
         r1, r2 = np.empty(rows), np.empty(rows)
-        if self._has_cols:
-            kernels.positions(whole, length, self.ref, r1, r2, self._c1, self._c2)
-        elif self._rows_axis is None:  # a long vector's blocks (short: ceil(n / ELEMENTS) values)
-            kernels.positions(whole, length, self.ref, r1, r2, np.zeros(length), np.zeros(length))
-        else:  # rows too long to keep per-element sums of: row sums alone, a chunk at a time
-            for r in range(rows):
-                r1[r], r2[r] = _sums(whole[r * length : (r + 1) * length], self.ref)
+        step = max(1, part // length)
+        for r0 in range(0, rows, step):
+            r_end = min(rows, r0 + step)
+            chunk = values_of(r0 * length, r_end * length)
+            if self._has_cols:
+                kernels.positions(chunk, length, self.ref, r1[r0:r_end], r2[r0:r_end], self._c1, self._c2)
+            elif self._rows_axis is None:  # a long vector's blocks (short: ceil(n / ELEMENTS) values)
+                kernels.positions(chunk, length, self.ref, r1[r0:r_end], r2[r0:r_end], np.zeros(length),
+                                  np.zeros(length))
+            else:  # rows too long to keep per-element sums of: row sums alone, a chunk at a time
+                for r in range(r0, r_end):
+                    r1[r], r2[r] = _sums(chunk[(r - r0) * length : (r - r0 + 1) * length], self.ref)
         s1, s2 = float(r1.sum()), float(r2.sum())
         if self._rows_axis is not None:
             self._rows_axis.add(r1, r2, length)
         else:  # blocks of `length` positions, the last one short
             counts = np.diff(self._block_axis.edges).astype(np.float64)
             if rows * length < n:
-                t1, t2 = _sums(x[rows * length :], self.ref)
+                t1, t2 = _sums(values_of(rows * length, n), self.ref)
                 r1, r2 = np.append(r1, t1), np.append(r2, t2)
                 s1, s2 = s1 + t1, s2 + t2
             self._block_axis.add_groups(r1, r2, counts)
         self._draw_axis.add(np.array([s1]), np.array([s2]), n)
-        d = np.subtract(x[:ELEMENTS], self.ref, dtype=np.float64)
+        d = np.subtract(values_of(0, ELEMENTS), self.ref, dtype=np.float64)
         self._p1 += d
         self._p2 += float(np.einsum("i,i->", d, d))
 

@@ -317,3 +317,33 @@ def test_compare_sees_a_position_profile_that_moved_and_not_one_that_did_not():
     quiet, loud = positions_shift(before, same), positions_shift(before, moved)
     assert quiet.pvalue > 1e-4
     assert loud.pvalue < 1e-12 and "rows" in loud.detail and "std" in loud.detail
+
+
+def test_a_large_16_bit_draw_folds_in_parts_as_it_would_whole(monkeypatch):
+    """Draws above PAIR_PREFIX values are seen as float32 a part at a time;
+    pairs and structure equal the whole-draw fold of the same values."""
+    pytest.importorskip("ml_dtypes")
+    from initcheck.lowp import numpy_dtype
+    from initcheck.reducers import host
+
+    monkeypatch.setattr(host, "PAIR_PREFIX", 5000)
+    rng = np.random.default_rng(40)
+    bf16 = numpy_dtype("bfloat16")
+    for shape in [(300, 70), (23_456,)]:
+        draws = [rng.normal(0, STD, shape).astype(bf16) for _ in range(3)]
+        parts = PatternReducer(LAW, "bfloat16")
+        monkeypatch.setattr(host, "LARGE_PART", 1000)
+        for d in draws:
+            parts.fold(d)
+        a = parts.summary()
+        reference = HostReducer(LAW)  # the same values, as float32, whole
+        for d in draws:
+            reference.fold(d.astype(np.float32))
+        b = reference.summary()
+        np.testing.assert_allclose(a.pairs, b.pairs, rtol=1e-9, atol=1e-9)
+        assert a.pairs[2, 3] == 2 * 5000
+        for x, y in zip(a.structure.axes, b.structure.axes):
+            np.testing.assert_array_equal(x.edges, y.edges)
+            np.testing.assert_allclose(x.s1, y.s1, atol=1e-9)
+            np.testing.assert_allclose(x.s2, y.s2, rtol=1e-9)
+        assert math.isclose(a.structure.draws.squares, b.structure.draws.squares, rel_tol=1e-9)

@@ -125,13 +125,39 @@ class PatternReducer:
             return
         count, draw_shape = batch_shape(x.shape, draws)
         patterns = self._lowp.as_patterns(x)
+        table = self._lowp.pattern_values32(self._dtype)
+        if count == 1 and patterns.size > PAIR_PREFIX:
+            self._fold_large(patterns, table, draw_shape)
+            return
         kernels.bit_patterns(patterns, self._patterns)
-        values = self._lowp.pattern_values32(self._dtype)[patterns]
+        values = table[patterns]
         finite = bool(np.isfinite(values).all())
         self._chain.fold(values, count, lag_of_rows(draw_shape), finite)
         if finite:
             self._structure = fold_structure(self._structure, self._ref, draw_shape, values, count,
                                              bits=patterns, expected=self._expected)
+
+    def _fold_large(self, patterns: np.ndarray, table: np.ndarray, draw_shape) -> None:
+        """A draw of more than PAIR_PREFIX values, seen as float32 a part at a
+        time (never a full copy of the draw); a draw holding NaN or Inf adds no
+        pairs and no structure, as in :meth:`fold`."""
+        nonfinite = self._lowp.nonfinite_patterns(self._dtype)
+        before = int(self._patterns[nonfinite].sum())
+        kernels.bit_patterns(patterns, self._patterns)
+        if int(self._patterns[nonfinite].sum()) != before:
+            self._chain.forget()  # no pairs, and no one's neighbour
+            return
+
+        def values_of(a, b):
+            return table[patterns[a:b]]
+
+        self._chain.fold_in_parts(values_of, patterns.size, lag_of_rows(draw_shape), LARGE_PART)
+        if self._structure is None:
+            self._structure = StructureFolder(self._ref, draw_shape, 2, self._expected)
+        if self._structure is not False and self._structure.shape == tuple(draw_shape):
+            self._structure.fold_in_parts(values_of, patterns, LARGE_PART)
+        else:
+            self._structure = False
 
     def _fold_device_batch(self, x, row_length: int) -> None:
         """K torch draws, shape (K, n): bincount of the bit patterns, pairs in torch."""
@@ -163,6 +189,10 @@ def fold_structure(folder, ref, draw_shape, values, draws, bits=None, expected=N
         return False
     folder.fold(values, draws, bits=bits)
     return folder
+
+
+#: Values of a large 16-bit draw seen as float32 at a time.
+LARGE_PART = 1 << 18
 
 
 class PairChain:
@@ -212,7 +242,35 @@ class PairChain:
             self._previous = None
             return
         kernels.pairs(draw, None, row_length, self._ref, self._out, draw.size)
-        head = draw[:PAIR_PREFIX]
+        self._cross(draw[:PAIR_PREFIX])
+
+    def fold_in_parts(self, values_of, n: int, row_length: int, part: int) -> None:
+        """One finite draw of n > PAIR_PREFIX values given piecewise
+        (``values_of(a, b)``, whole rows of about ``part`` values at a time),
+        with the pairs it would add whole: each part is paired together with
+        the row (or, for 1-d draws, the value) before it, less that row alone."""
+        overlap = max(row_length, 1)
+        step = max(1, part // overlap) * overlap
+        before = None
+        for a in range(0, n, step):
+            chunk = values_of(a, min(n, a + step))
+            if before is None:
+                kernels.pairs(chunk, None, row_length, self._ref, self._out, chunk.size)
+            else:
+                window = np.concatenate([before, chunk])
+                kernels.pairs(window, None, row_length, self._ref, self._out, window.size)
+                self._scratch[:] = 0.0
+                kernels.pairs(before, None, row_length, self._ref, self._scratch, before.size)
+                self._out.reshape(-1)[:8] -= self._scratch[:8]
+            before = np.array(chunk[-overlap:], copy=True) if chunk.size >= overlap else None
+        self._cross(values_of(0, PAIR_PREFIX))
+
+    def forget(self) -> None:
+        """The next draw has no previous one (the last held NaN or Inf)."""
+        self._previous = None
+
+    def _cross(self, head: np.ndarray) -> None:
+        """The consecutive-draws pairs of a large draw's first PAIR_PREFIX values."""
         previous = self._previous
         if previous is not None and previous.size == head.size and previous.dtype == head.dtype:
             self._scratch[:] = 0.0
