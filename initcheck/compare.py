@@ -605,7 +605,7 @@ def _row_samples_changes(rows: list) -> dict[str, tuple]:
 
 def compare_reports(old: dict, new: dict, alpha: float = DEFAULT_ALPHA) -> Comparison:
     """Match the rows of two reports by key and test every matched row with
-    statistics in both for shifts (mean, variance, KS), Holm over all tests."""
+    statistics in both for shifts (mean, variance, KS, positions), Holm over all tests."""
     if not 0.0 < alpha < 1.0:
         raise InputError(f"alpha must be between 0 and 1, got {alpha:g}")
     old_rows, new_rows = _rows_by_key(old), _rows_by_key(new)
@@ -755,6 +755,8 @@ def render_comparison(comparison: Comparison, console) -> None:
                 end_section=last,
             )
         console.print(table)
+    kinds = [name for name in ("mean", "variance", "ks", "positions") if any(t.name == name for t in comparison.tests)]
+    kinds_text = ", ".join("KS" if name == "ks" else name for name in kinds) or "none"
     console.print(f"Family-wise alpha {comparison.alpha:g}, Holm over {len(comparison.tests)} two-sample tests "
-                  f"(mean, variance, KS) of {_plural(len(comparison.rows), 'matched row')}.")
+                  f"({kinds_text}) of {_plural(len(comparison.rows), 'matched row')}.")
     console.print(summary_line(comparison), style="bold red" if comparison.regressions else "bold green")
