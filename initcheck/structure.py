@@ -557,6 +557,9 @@ class StructureFolder:
         values a..b-1 (float32/float64), at most about ``part`` values at a
         time, so no full copy of the draw is ever made (16-bit draws seen as
         float32); ``bits`` is the draw as stored, for the grams."""
+        if self.elements:  # small enough to see whole
+            self.fold(values_of(0, self.size), 1, bits)
+            return
         self._grams.fold(bits)
         self._fold_large(values_of, part)
         self._draws += 1

@@ -347,3 +347,26 @@ def test_a_large_16_bit_draw_folds_in_parts_as_it_would_whole(monkeypatch):
             np.testing.assert_allclose(x.s1, y.s1, atol=1e-9)
             np.testing.assert_allclose(x.s2, y.s2, rtol=1e-9)
         assert math.isclose(a.structure.draws.squares, b.structure.draws.squares, rel_tol=1e-9)
+
+
+def test_a_large_integer_draw_is_checked_as_float64_in_parts(monkeypatch):
+    """A custom function's integers: as float64 a part at a time, the same
+    statistics as the whole draw converted."""
+    from initcheck.reducers import host
+
+    monkeypatch.setattr(host, "PAIR_PREFIX", 5000)
+    monkeypatch.setattr(host, "LARGE_PART", 1000)
+    law = Normal(0.0, 30.0)
+    rng = np.random.default_rng(41)
+    draws = [np.rint(rng.normal(0, 30.0, (200, 60))).astype(np.int64) for _ in range(3)]
+    parts, whole = HostReducer(law), HostReducer(law)
+    for d in draws:
+        parts.fold(d)
+        whole.fold(d.astype(np.float64))
+    a, b = parts.summary(), whole.summary()
+    assert a.count == b.count and (a.minimum, a.maximum) == (b.minimum, b.maximum)
+    np.testing.assert_array_equal(a.hist, b.hist)
+    np.testing.assert_allclose(a.sums, b.sums, rtol=1e-9)
+    np.testing.assert_allclose(a.pairs, b.pairs, rtol=1e-9, atol=1e-9)
+    for x, y in zip(a.structure.axes, b.structure.axes):
+        np.testing.assert_allclose(x.s2, y.s2, rtol=1e-9)

@@ -59,24 +59,54 @@ class HostReducer:
         row_length = lag_of_rows(draw_shape)
         x = as_host_array(x)
         if x.dtype not in (np.float32, np.float64):
-            x = x.astype(np.float64)
+            if count == 1 and x.size > PAIR_PREFIX:
+                self._fold_converted(x, draw_shape)
+                return
+            x = x.astype(np.float64)  # a batch, or a draw of at most PAIR_PREFIX values
         counts = self._counts
         nonfinite_before = int(counts[1]) + int(counts[2]) + int(counts[3])
-        s = self._summary
-        for start in range(0, x.size, self.flush_every):
-            part = x[start : start + self.flush_every]
-            if self._unflushed + part.size > self.flush_every:
-                self._flush()
-            g = s.grid
-            kernels.fold(
-                part, s.ref, g.lo, g.segment_scale, g.cum, self._slope, s.sums, self._extremes, counts, self._cells
-            )
-            self._unflushed += part.size
+        self._fold_values(x)
         # NaN or Inf poison products: such draws add none (the finite check has already failed)
         finite = int(counts[1]) + int(counts[2]) + int(counts[3]) == nonfinite_before
         self._chain.fold(x, count, row_length, finite)
         if finite:
-            self._structure = fold_structure(self._structure, s.ref, draw_shape, x, count, expected=self._expected)
+            self._structure = fold_structure(self._structure, self._summary.ref, draw_shape, x, count,
+                                             expected=self._expected)
+
+    def _fold_values(self, x: np.ndarray) -> None:
+        """The kernel's fold of float32/float64 values, the cells moved to int64 in time."""
+        s, g = self._summary, self._summary.grid
+        for start in range(0, x.size, self.flush_every):
+            part = x[start : start + self.flush_every]
+            if self._unflushed + part.size > self.flush_every:
+                self._flush()
+            kernels.fold(
+                part, s.ref, g.lo, g.segment_scale, g.cum, self._slope, s.sums, self._extremes, self._counts,
+                self._cells,
+            )
+            self._unflushed += part.size
+
+    def _fold_converted(self, x: np.ndarray, draw_shape) -> None:
+        """A large draw of another dtype (a custom function's integers), checked
+        as float64 a part of LARGE_PART values at a time: no full float64 copy."""
+        counts = self._counts
+        nonfinite_before = int(counts[1]) + int(counts[2]) + int(counts[3])
+
+        def values_of(a, b):
+            return x[a:b].astype(np.float64)
+
+        for a in range(0, x.size, LARGE_PART):
+            self._fold_values(values_of(a, a + LARGE_PART))
+        if int(counts[1]) + int(counts[2]) + int(counts[3]) != nonfinite_before:
+            self._chain.forget()
+            return
+        self._chain.fold_in_parts(values_of, x.size, lag_of_rows(draw_shape), LARGE_PART)
+        if self._structure is None:
+            self._structure = StructureFolder(self._summary.ref, draw_shape, x.dtype.itemsize, self._expected)
+        if self._structure is not False and self._structure.shape == tuple(draw_shape):
+            self._structure.fold_in_parts(values_of, np.ascontiguousarray(x), LARGE_PART)
+        else:
+            self._structure = False
 
     def _flush(self) -> None:
         self._summary.hist += self._cells
