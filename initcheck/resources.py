@@ -1,8 +1,11 @@
 """Will a row's draws fit in memory?  Asked before anything is allocated.
 
-A row holds a few whole draws of its layer at once: the draw being folded,
-the next one the framework is writing, and the previous one the
-consecutive-draw pairs are computed against.  A layer whose draws cannot fit
+A row holds two whole draws of its layer at once: the draw being folded and
+the next one the framework is writing.  Nothing else is a copy of a draw: the
+consecutive-draw pairs keep the previous draw's first 2^20 values
+(``reducers.shapes.PAIR_PREFIX``), 16-bit and integer draws are seen as
+float32/float64 a part at a time, and the structure statistics are bounded
+(:mod:`initcheck.structure`).  A layer whose draws cannot fit
 is refused with one line (an :class:`~initcheck.errors.InputError`), instead
 of a framework's out-of-memory traceback or abort minutes later.
 """
@@ -15,7 +18,7 @@ import os
 from initcheck.errors import InputError
 
 #: Whole draws a row holds at once on the host.
-DRAWS_HELD = 3
+DRAWS_HELD = 2
 #: Bytes per value of each dtype.
 ITEMSIZE = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2}
 
