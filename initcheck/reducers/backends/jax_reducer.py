@@ -7,7 +7,8 @@ import math
 import jax
 import numpy as np
 
-from initcheck.reducers.shapes import batch_shape, lag_of_rows
+from initcheck.reducers.backends.device_structure import DRAW_SLOTS, FMIX1, FMIX2, GRAM_STORE, SALT, StructureLayout
+from initcheck.reducers.shapes import PAIR_PREFIX, batch_shape, lag_of_rows
 
 
 class JaxReducer:
@@ -22,7 +23,8 @@ class JaxReducer:
     a dozen dispatches.  Non-finite values are masked as in the torch reducer:
     replaced by the reference point (nothing added to the power sums) and taken
     back out of the histogram cell it falls in.  Only the summary comes back to
-    the host, at the end.  JAX GPU rows need no other framework.
+    the host, at the end, but for the structure statistics' few numbers a batch
+    (:class:`JaxStructure`).  JAX GPU rows need no other framework.
 
     Compiles are what a JAX row waits for, so there is one per draw shape and
     dtype, shared by every row: the law and its grid are arguments of the fold,
@@ -31,12 +33,13 @@ class JaxReducer:
     compiled fold.
     """
 
-    #: ``fold`` only queues device work.
+    #: ``fold`` queues device work; only the batch being folded is waited for,
+    #: once, by the structure statistics (:class:`JaxStructure`).
     asynchronous = True
     #: Values per batch (a fold's float64 temporaries take about 100 bytes a value).
     batch_values = 1 << 23
 
-    def __init__(self, law, grid=None):
+    def __init__(self, law, grid=None, expected_values: int | None = None):
         from initcheck.grid import Grid
         from initcheck.summary import Summary
 
@@ -47,7 +50,9 @@ class JaxReducer:
         self._pending_draws = 0
         self._pending_kind = None  # (draw shape, dtype) of the pending draws
         self._state = None
+        self._state_size = 0  # the draw size n the state's previous draw has
         self._grid_arrays = None
+        self._structure = JaxStructure(law.mean, expected_values)
 
     def fold(self, x, draws: int | None = None) -> None:
         """Queue one draw, or with ``draws=K`` the K draws stacked along x's
@@ -91,12 +96,13 @@ class JaxReducer:
         if count < capacity:
             batch = jnp.pad(batch, ((0, capacity - count), (0, 0)))  # rows of zeros, on the batch's device
         n = batch.shape[1]
-        if self._state is None or self._state["previous"].shape[0] != n:
-            self._state = self._fresh_state(n, batch)
+        if self._state is None or self._state_size != n:
+            self._state, self._state_size = self._fresh_state(n, batch), n
         if self._grid_arrays is None:
             self._grid_arrays = self._arguments(batch)
         fold = _batch_fold(n, lag_of_rows(draw_shape), self._summary.grid.segments, self._summary.grid.cells)
-        self._state = fold(self._state, batch, count, *self._grid_arrays)  # an int: placed with the batch
+        self._state, clean = fold(self._state, batch, count, *self._grid_arrays)  # an int: placed with the batch
+        self._structure.fold(batch, clean, draw_shape, self._grid_arrays[0])
 
     def _arguments(self, like) -> tuple:
         """The law and grid as device arrays: ref, ref_cell, lo, segment_scale, cum, slope."""
@@ -122,7 +128,7 @@ class JaxReducer:
                 "counts": jnp.zeros(4, jnp.int64),
                 "hist": jnp.zeros(self._summary.grid.cells + 2, jnp.int64),
                 "pairs": jnp.zeros((3, 4), jnp.float64),
-                "previous": jnp.zeros(n, jnp.float64),
+                "previous": jnp.zeros(min(n, PAIR_PREFIX), jnp.float64),  # what consecutive draws pair
                 "previous_clean": jnp.zeros((), bool),
             }
         if old is not None:
@@ -136,6 +142,7 @@ class JaxReducer:
 
     def _summary_x64(self):
         s = self._summary
+        s.structure = self._structure.result()
         if self._state is None:
             return s
         state = {k: np.asarray(v) for k, v in self._state.items()}
@@ -154,7 +161,8 @@ def _batch_fold(n: int, row_length: int, segments: int, cells: int):
     """The jitted fold of a (K, n) batch whose first ``valid`` rows are draws
     (the rest padding) into the state; one per draw shape, shared by every row
     and law, compiled once per K and dtype (see HostReducer for the
-    quantities; the cell rule is the grid's, in float64)."""
+    quantities; the cell rule is the grid's, in float64).  It returns the new
+    state and which rows are draws holding no NaN or Inf."""
     key = (n, row_length, segments, cells)
     if key not in _folds:
         _folds[key] = jax.jit(_fold_function(n, row_length, segments, cells))
@@ -192,12 +200,14 @@ def _fold_function(n: int, row_length: int, segments: int, cells: int):
         hist = hist.at[ref_cell].add(-(x.size - kept.sum()))
         clean = (nonfinite_per_draw == 0) & real
         zero = jnp.zeros(4, jnp.float64)
-        chain = jnp.concatenate([state["previous"][None], d])
-        chain_clean = jnp.concatenate([state["previous_clean"][None], clean])
+        head = d[:, : min(n, PAIR_PREFIX)]  # consecutive draws pair their first PAIR_PREFIX positions
+        between = pair_sums(state["previous"][None], head[:1], state["previous_clean"][None] & clean[:1])
+        if x.shape[0] > 1:
+            between = between + pair_sums(head[:-1], head[1:], clean[:-1] & clean[1:])
         pairs = jnp.stack([
             pair_sums(d[:, :-1], d[:, 1:], clean) if n > 1 else zero,
             pair_sums(d[:, :-row_length], d[:, row_length:], clean) if 0 < row_length < n else zero,
-            pair_sums(chain[:-1], chain[1:], chain_clean[:-1] & chain_clean[1:]),
+            between,
         ])
         last = valid - 1
         return {
@@ -206,8 +216,226 @@ def _fold_function(n: int, row_length: int, segments: int, cells: int):
             "counts": state["counts"] + counts,
             "hist": state["hist"] + hist,
             "pairs": state["pairs"] + pairs,
-            "previous": d[last],
+            "previous": head[last],
             "previous_clean": clean[last],
-        }
+        }, clean
 
     return fold
+
+
+class JaxStructure:
+    """The structure statistics (:mod:`initcheck.structure`) of JAX draws, by
+    XLA on their device: the same :class:`~initcheck.structure.Structure` as
+    :class:`~initcheck.structure.StructureFolder` gives for the same draws
+    (laid out by :class:`~initcheck.reducers.backends.device_structure.StructureLayout`).
+
+    Its sums are float64 arrays on the device until :meth:`result`; the grams
+    are selected on the device, and only the selected ones' values, with the
+    batch's count of finite draws and a few stream values, come to the host
+    (a sync per batch).  A batch is one jitted call (sums and selection, one
+    compile per draw shape and per size of the selection's output, which
+    follows the selection rate); a batch that selects more than that output
+    holds takes a second, exact pass.  As on the host, a row whose finite
+    draws change shape (or item size) keeps no structure.  Float32 draws are 4-byte values of the gram stream, every other dtype
+    is read as float64 (as the host reducer reads them).  Call it with
+    jax_enable_x64 on."""
+
+    def __init__(self, ref: float, expected_values: int | None = None):
+        self._ref, self._expected = float(ref), expected_values
+        self._layout: StructureLayout | None = None
+        self._mixed = False  # draws of another shape came: no structure
+        self._sums: dict | None = None
+
+    def fold(self, x, clean, draw_shape, ref) -> None:
+        """Fold the rows of the (K, n) batch ``x`` that ``clean`` (K,) marks
+        (draws of shape ``draw_shape`` holding no NaN or Inf; padding rows are
+        not clean); ``ref``, the law's mean, as a device scalar."""
+        import jax.numpy as jnp
+
+        draw_shape = tuple(int(s) for s in draw_shape)
+        itemsize = 4 if x.dtype == jnp.float32 else 8
+        layout = self._layout
+        if self._mixed:
+            return
+        kept = int(clean.sum())  # the sync the sums need (the draw slots' width, the stream's length)
+        if kept == 0:
+            return
+        if layout is not None and (layout.shape, layout.itemsize) != (draw_shape, itemsize):
+            self._mixed, self._layout, self._sums = True, None, None
+            return
+        if layout is None:
+            layout = self._layout = StructureLayout(self._ref, draw_shape, itemsize, self._expected)
+            self._sums = _zero_sums(layout, next(iter(x.devices())))
+        sums = self._sums
+        for _ in range(layout.doublings(kept)):
+            for name in ("slot_count", "slot_s1", "slot_s2"):
+                pairs = sums[name][:DRAW_SLOTS].reshape(-1, 2).sum(1)
+                sums[name] = jnp.zeros_like(sums[name]).at[: len(pairs)].set(pairs)
+        store, k, valid = layout.store, layout.k, kept * layout.size
+        capacity = _capacity(valid * store.threshold / 2.0**32 * 1.5 + 64)
+        self._sums, found, *selected, head, tail = _structure_step(layout, capacity)(
+            sums, x, clean, ref, layout.draws, layout.width, valid, store.threshold)
+        known = min(valid, k - 1)
+        layout.junction(np.asarray(head)[:known])  # may lower the threshold: selected below is filtered by it
+        found = int(found)
+        if found > capacity:  # more than the output holds: count again, fewer while they outnumber 4 x the store
+            while True:
+                found = int(_gram_select(layout, 1024)(x, clean, valid, store.threshold)[0])
+                if found <= 4 * GRAM_STORE:
+                    break
+                store.halve()
+            selected = _gram_select(layout, _capacity(found))(x, clean, valid, store.threshold)[1:]
+        first, chosen, windows = (np.asarray(a)[:found] for a in selected)
+        keep = chosen < store.threshold
+        layout.add_grams(first[keep], windows[keep], chosen[keep])
+        layout.advance(valid, np.asarray(tail)[k - 1 - known :])
+        layout.draws += kept
+
+    def result(self):
+        """The Structure of the draws folded so far (None before a finite one,
+        or when they changed shape)."""
+        if self._layout is None:
+            return None
+        totals = {name: np.asarray(v) for name, v in self._sums.items()}
+        return self._layout.result(totals)
+
+
+def _capacity(expected: float) -> int:
+    """The selection's output size for about ``expected`` grams: a power of two
+    (few sizes, few compiles), at least 1024, at most 4 x the store (a batch
+    that selects more halves the rate first)."""
+    wanted = max(1024, int(expected))
+    return min(1 << (wanted - 1).bit_length(), 1 << max(10, (4 * GRAM_STORE - 1).bit_length()))
+
+
+def _zero_sums(layout: StructureLayout, device) -> dict:
+    import jax.numpy as jnp
+
+    with jax.default_device(device):
+        zeros = lambda size: jnp.zeros(size, jnp.float64)  # noqa: E731
+        sums = {name: zeros(DRAW_SLOTS + 1) for name in ("slot_count", "slot_s1", "slot_s2")}
+        if layout.elements:
+            sums.update(e1=zeros(layout.size), e2=zeros(layout.size))
+        else:
+            sums.update(g1=zeros(layout.groups), g2=zeros(layout.groups), p1=zeros(layout.prefix), p2=zeros(()))
+            if layout.columns:
+                sums.update(c1=zeros(layout.columns), c2=zeros(layout.columns))
+    return sums
+
+
+def _sums_of(layout: StructureLayout):
+    """``(sums, x, clean, ref, draws, width) -> sums``, traced: the batch's
+    finite draws added to the structure's sums (see StructureLayout), ``draws``
+    the finite draws before this batch and ``width`` the draw slots' width."""
+    import jax.numpy as jnp
+
+    n, rows, length, prefix = layout.size, layout.rows, layout.row_length, layout.prefix
+    elements, tail, columns, run_group = layout.elements, layout.tail, layout.columns, layout.run_group
+
+    def fold(sums, x, clean, ref, draws, width):
+        w = clean.astype(jnp.float64)  # finite draws weigh 1, the others (and padding) 0
+        d = jnp.where(jnp.isfinite(x), x.astype(jnp.float64) - ref, 0.0)
+        d2 = d * d
+        out = dict(sums)
+        if elements:
+            out["e1"], out["e2"] = sums["e1"] + w @ d, sums["e2"] + w @ d2
+            r1, r2 = d.sum(1), d2.sum(1)
+        else:
+            k, whole = x.shape[0], rows * length
+            g1 = d[:, :whole].reshape(k, rows, length).sum(2)
+            g2 = d2[:, :whole].reshape(k, rows, length).sum(2)
+            if tail:  # a long vector's last, short block
+                g1 = jnp.concatenate([g1, d[:, whole:].sum(1, keepdims=True)], 1)
+                g2 = jnp.concatenate([g2, d2[:, whole:].sum(1, keepdims=True)], 1)
+            r1, r2 = g1.sum(1), g2.sum(1)
+            g1, g2 = w @ g1, w @ g2
+            if run_group is not None:  # more rows than groups: rows into contiguous groups
+                group = jnp.asarray(run_group)
+                out["g1"], out["g2"] = sums["g1"].at[group].add(g1), sums["g2"].at[group].add(g2)
+            else:
+                out["g1"], out["g2"] = sums["g1"] + g1, sums["g2"] + g2
+            if columns:
+                out["c1"] = sums["c1"] + (w @ d).reshape(rows, length).sum(0)
+                out["c2"] = sums["c2"] + (w @ d2).reshape(rows, length).sum(0)
+            out["p1"] = sums["p1"] + w @ d[:, :prefix]
+            out["p2"] = sums["p2"] + w @ d2[:, :prefix].sum(1)
+        rank = jnp.cumsum(clean.astype(jnp.int64)) - 1
+        slot = jnp.where(clean, (draws + rank) // width, DRAW_SLOTS)  # the others: a slot never read
+        out["slot_s1"] = sums["slot_s1"].at[slot].add(r1)
+        out["slot_s2"] = sums["slot_s2"].at[slot].add(r2)
+        out["slot_count"] = sums["slot_count"].at[slot].add(w * n)
+        return out
+
+    return fold
+
+
+def _stream(x, clean, itemsize: int):
+    """The gram stream of a batch, traced: the bits of its clean rows, in
+    order, flat (the other rows' places at the end, beyond the valid length)."""
+    import jax.numpy as jnp
+
+    values = x if x.dtype == (jnp.float32 if itemsize == 4 else jnp.float64) else x.astype(jnp.float64)
+    bits = jax.lax.bitcast_convert_type(values, jnp.uint32 if itemsize == 4 else jnp.uint64)
+    order = jnp.nonzero(clean, size=clean.shape[0], fill_value=0)[0]
+    return bits[order].reshape(-1)
+
+
+def _selected(s, valid, threshold, k: int, itemsize: int, capacity: int):
+    """Traced: (how many, offsets, hashes, values (capacity, k)) of the grams
+    of the stream's first ``valid`` values that the selection hash of
+    ``_kernels.c`` ``grams`` puts below ``threshold``; the first ``capacity``."""
+    import jax.numpy as jnp
+
+    a = s & jnp.asarray((1 << (8 * itemsize - 1)) - 1, s.dtype)  # the bits without sign
+    folded = (a ^ (a >> 32)) if itemsize == 8 else a
+    h = (folded & 0xFFFFFFFF).astype(jnp.uint32) + jnp.uint32(SALT)  # uint32: wraps as in C
+    h = h ^ (h >> 16)
+    h = h * jnp.uint32(FMIX1)
+    h = h ^ (h >> 13)
+    h = h * jnp.uint32(FMIX2)
+    h = (h ^ (h >> 16)).astype(jnp.int64)
+    chosen = (h < threshold) & (jnp.arange(s.shape[0]) <= valid - k)  # grams wholly in the valid values
+    first = jnp.nonzero(chosen, size=capacity, fill_value=0)[0]
+    window = jnp.minimum(first[:, None] + jnp.arange(k), s.shape[0] - 1)
+    return chosen.sum(), first, h[first], s[window]
+
+
+_structure_steps: dict = {}
+
+
+def _structure_step(layout: StructureLayout, capacity: int):
+    """One jitted call a batch: ``(sums, x, clean, ref, draws, width, valid,
+    threshold) -> (sums, found, offsets, hashes, values, head, tail)``: the
+    sums (:func:`_sums_of`), the grams selected at ``threshold`` among the
+    stream's first ``valid`` values (:func:`_selected`), and the stream's first
+    and last k - 1 values."""
+    key = (layout.shape, layout.itemsize, capacity)
+    if key not in _structure_steps:
+        import jax.numpy as jnp
+
+        sums_of, k, itemsize = _sums_of(layout), layout.k, layout.itemsize
+
+        def step(sums, x, clean, ref, draws, width, valid, threshold):
+            s = _stream(x, clean, itemsize)
+            size = s.shape[0]
+            head = s[jnp.minimum(jnp.arange(k - 1), size - 1)]
+            tail = s[jnp.clip(valid - (k - 1) + jnp.arange(k - 1), 0, size - 1)]
+            return (sums_of(sums, x, clean, ref, draws, width), *_selected(s, valid, threshold, k, itemsize, capacity),
+                    head, tail)
+
+        _structure_steps[key] = jax.jit(step)
+    return _structure_steps[key]
+
+
+def _gram_select(layout: StructureLayout, capacity: int):
+    """Jitted ``(x, clean, valid, threshold) -> (found, offsets, hashes,
+    values)`` (:func:`_selected`), for a batch that selects more than its step's output holds."""
+    key = ("select", layout.itemsize, layout.k, capacity)
+    if key not in _structure_steps:
+        k, itemsize = layout.k, layout.itemsize
+
+        def select(x, clean, valid, threshold):
+            return _selected(_stream(x, clean, itemsize), valid, threshold, k, itemsize, capacity)
+
+        _structure_steps[key] = jax.jit(select)
+    return _structure_steps[key]

@@ -3,8 +3,11 @@
 :class:`TorchReducer` folds tensors that live on an accelerator where they
 live, without a host synchronization per draw; JAX and TensorFlow draws on a
 GPU come in through DLPack.  :class:`Batches` stacks small draws so that a
-fold's fixed launch cost is paid once per batch, and :class:`TorchPairs` keeps
-the lag-1 pair sums on the device.
+fold's fixed launch cost is paid once per batch, :class:`TorchPairs` keeps
+the lag-1 pair sums on the device, and :class:`TorchStructure` the structure
+statistics (:mod:`initcheck.structure`): their sums stay on the device until
+the summary, and of the grams only the few selected ones come to the host,
+with a few scalars, once per batch.
 """
 
 from __future__ import annotations
@@ -15,7 +18,16 @@ import torch
 
 from initcheck.grid import Grid
 from initcheck.laws import Law
-from initcheck.reducers.shapes import batch_shape, lag_of_rows
+from initcheck.reducers.backends.device_structure import (
+    DRAW_SLOTS,
+    FMIX1,
+    FMIX2,
+    GRAM_STORE,
+    SALT,
+    StructureLayout,
+)
+from initcheck.reducers.shapes import PAIR_PREFIX, batch_shape, lag_of_rows
+from initcheck.structure import Structure
 from initcheck.summary import Summary
 
 
@@ -39,7 +51,9 @@ class Batches:
     to ``fold_batch(batch, row_length)`` when it is full, when the draw shape
     changes, or at :meth:`flush`.  Draws that fill half a batch or more, alone
     or as a batch of their own (``add(x, draws=K)``), are folded without a copy,
-    at most ``values`` values at a time."""
+    at most ``values`` values at a time.  While ``fold_batch`` runs,
+    :attr:`draw_shape` is the shape of each of the batch's draws (a batch holds
+    draws of one shape)."""
 
     #: Values per batch: a fold's float64 temporaries take about 100 bytes a value (~0.8 GB).
     values = 1 << 23
@@ -49,6 +63,9 @@ class Batches:
         self._stage: torch.Tensor | None = None
         self._staged = 0
         self._row_length = 0
+        self._stage_shape: tuple = ()
+        #: The shape of each draw of the batch being folded.
+        self.draw_shape: tuple = ()
 
     def add(self, x, draws: int | None = None) -> None:
         """Add one draw, or with ``draws=K`` the K draws stacked along x's first
@@ -62,6 +79,7 @@ class Batches:
         block = x.detach().reshape(count, n).to(self._device)
         if 2 * count * n >= self.values:
             self.flush()
+            self.draw_shape = draw_shape
             per_batch = max(1, self.values // max(n, 1))
             for start in range(0, count, per_batch):
                 self._fold_batch(block[start : start + per_batch], row_length)
@@ -69,10 +87,10 @@ class Batches:
         done = 0
         while done < count:
             stage = self._stage
-            if stage is None or stage.shape[1] != n or stage.dtype != block.dtype or self._row_length != row_length:
+            if stage is None or stage.shape[1] != n or stage.dtype != block.dtype or self._stage_shape != draw_shape:
                 self.flush()
                 self._stage = stage = torch.empty((self.values // n, n), dtype=block.dtype, device=self._device)
-                self._row_length = row_length
+                self._row_length, self._stage_shape = row_length, draw_shape
             take = min(count - done, stage.shape[0] - self._staged)
             stage[self._staged : self._staged + take].copy_(block[done : done + take])
             self._staged += take
@@ -83,6 +101,7 @@ class Batches:
     def flush(self) -> None:
         """Fold whatever is staged."""
         if self._staged:
+            self.draw_shape = self._stage_shape
             self._fold_batch(self._stage[: self._staged], self._row_length)
             self._staged = 0
 
@@ -90,13 +109,16 @@ class Batches:
 class TorchPairs:
     """Lag-1 product sums (see :class:`~initcheck.reducers.HostReducer`) of
     centred draws on their device: within each draw, between its rows, and
-    between consecutive draws.  A draw holding NaN or Inf adds none and is no
-    one's neighbour; the flags saying so stay on the device: no sync per draw."""
+    between consecutive draws (their first :data:`~initcheck.reducers.shapes.PAIR_PREFIX`
+    positions: only that much of the last draw is kept, in float64).  A draw
+    holding NaN or Inf adds none and is no one's neighbour; the flags saying so
+    stay on the device: no sync per draw."""
 
     def __init__(self, device):
         self._device = torch.device(device)
         self._sums = torch.zeros((3, 4), dtype=torch.float64, device=self._device)
-        self._previous: torch.Tensor | None = None  # the last draw folded, (1, n)
+        self._previous: torch.Tensor | None = None  # the last draw's first positions, (1, min(n, PAIR_PREFIX))
+        self._previous_size = 0  # that draw's n
         self._previous_clean = torch.zeros(1, dtype=torch.bool, device=self._device)
 
     @staticmethod
@@ -110,18 +132,218 @@ class TorchPairs:
         (K, n); ``clean``, shape (K,), says which draws are all finite."""
         n = d.shape[1]
         zero = torch.zeros(4, dtype=torch.float64, device=self._device)
-        chain, chain_clean = d, clean
-        if self._previous is not None and self._previous.shape[1] == n:
-            chain, chain_clean = torch.cat([self._previous, d]), torch.cat([self._previous_clean, clean])
+        head = d[:, : min(n, PAIR_PREFIX)]  # what consecutive draws pair
+        between = zero
+        if len(head) > 1:
+            between = self._pair_sums(head[:-1], head[1:], clean[:-1] & clean[1:])
+        if self._previous is not None and self._previous_size == n:
+            between = between + self._pair_sums(self._previous, head[:1], self._previous_clean & clean[:1])
         self._sums += torch.stack([
             self._pair_sums(d[:, :-1], d[:, 1:], clean) if n > 1 else zero,
             self._pair_sums(d[:, :-row_length], d[:, row_length:], clean) if 0 < row_length < n else zero,
-            self._pair_sums(chain[:-1], chain[1:], chain_clean[:-1] & chain_clean[1:]) if len(chain) > 1 else zero,
+            between,
         ])
-        self._previous, self._previous_clean = d[-1:].clone(), clean[-1:]
+        self._previous, self._previous_size, self._previous_clean = head[-1:].clone(), n, clean[-1:]
 
     def numpy(self):
         return self._sums.cpu().numpy().copy()
+
+
+_MASK32 = 0xFFFFFFFF
+
+
+def selection_hash(bits: torch.Tensor, itemsize: int) -> torch.Tensor:
+    """The selection hash of ``_kernels.c`` ``grams`` (see
+    :data:`~initcheck.reducers.backends.device_structure.SALT`) of integer views
+    of 2-, 4- or 8-byte values, as int64 in [0, 2^32).  Every intermediate is
+    kept in int64's range: the values in [0, 2^32) stay non-negative, so torch's
+    arithmetic right shifts are the C code's logical ones, and each multiplier c
+    is applied as c - 2^32 (the same product mod 2^32, of magnitude below 2^63)."""
+    if itemsize == 8:
+        a = bits & 0x7FFFFFFFFFFFFFFF
+        h = (a >> 32).bitwise_xor_(a).bitwise_and_(_MASK32)
+    else:
+        h = bits.long().bitwise_and_(0x7FFF if itemsize == 2 else 0x7FFFFFFF)
+    h.add_(SALT).bitwise_and_(_MASK32)
+    h.bitwise_xor_(h >> 16)
+    h.mul_(FMIX1 - (1 << 32)).bitwise_and_(_MASK32)
+    h.bitwise_xor_(h >> 13)
+    h.mul_(FMIX2 - (1 << 32)).bitwise_and_(_MASK32)
+    return h.bitwise_xor_(h >> 16)
+
+
+class TorchStructure:
+    """The structure statistics (:mod:`initcheck.structure`) of torch draws, on
+    their device: the same :class:`~initcheck.structure.Structure` as
+    :class:`~initcheck.structure.StructureFolder` gives for the same draws
+    (laid out by :class:`~initcheck.reducers.backends.device_structure.StructureLayout`).
+
+    ``fold(x, draw_shape)`` takes K draws as a (K, n) tensor; draws holding NaN
+    or Inf add nothing.  The position and draw sums are float64 tensors on the
+    device until :meth:`result`; the grams are selected on the device, and only
+    the selected ones' values, with the batch's count of finite draws and a few
+    stream values, come to the host (a sync per batch, not per draw).  As on
+    the host, a row whose finite draws change shape (or item size) keeps no
+    structure.
+
+    ``itemsize`` 2 reads x as 16-bit patterns (the grams of 16-bit rows); by
+    default float32 draws are 4-byte values and every other dtype is read as
+    float64, as the host reducer reads them."""
+
+    #: Stream positions hashed at a time when selecting grams on an accelerator
+    #: (int64 temporaries of 32 MiB; each piece costs a sync)...
+    chunk = 1 << 22
+    #: ... and on a CPU device, where pieces that stay in cache are several times faster.
+    cpu_chunk = 1 << 15
+
+    def __init__(self, ref: float, device, itemsize: int | None = None, expected_values: int | None = None):
+        self._ref, self._device = float(ref), torch.device(device)
+        self._itemsize, self._expected = itemsize, expected_values
+        self._layout: StructureLayout | None = None
+        self._mixed = False  # draws of another shape came: no structure
+        self._sums: dict[str, torch.Tensor] = {}
+        self._edges: torch.Tensor | None = None  # inner group edges of the runs (rows), where runs are grouped
+
+    def _start(self, draw_shape: tuple, itemsize: int) -> StructureLayout:
+        layout = StructureLayout(self._ref, draw_shape, itemsize, self._expected)
+        f64 = {"dtype": torch.float64, "device": self._device}
+        sums = {name: torch.zeros(DRAW_SLOTS + 1, **f64) for name in ("slot_count", "slot_s1", "slot_s2")}
+        if layout.elements:
+            sums.update(e1=torch.zeros(layout.size, **f64), e2=torch.zeros(layout.size, **f64))
+        else:
+            sums.update(g1=torch.zeros(layout.groups, **f64), g2=torch.zeros(layout.groups, **f64),
+                        p1=torch.zeros(layout.prefix, **f64), p2=torch.zeros((), **f64))
+            if layout.columns:
+                sums.update(c1=torch.zeros(layout.columns, **f64), c2=torch.zeros(layout.columns, **f64))
+            if layout.run_group is not None:
+                self._edges = torch.from_numpy(layout.edges[1:-1]).to(self._device)
+        self._layout, self._sums = layout, sums
+        return layout
+
+    def fold(self, x: torch.Tensor, draw_shape, d: torch.Tensor | None = None, d2: torch.Tensor | None = None,
+             clean: torch.Tensor | None = None) -> None:
+        """Fold K draws, ``x`` of shape (K, n), each of shape ``draw_shape``.
+        ``d`` (x - ref in float64, NaN and Inf at 0), ``d2`` (its square) and
+        ``clean`` (K,) (which draws are all finite) are computed when not given."""
+        draw_shape = tuple(int(s) for s in draw_shape)
+        layout = self._layout
+        itemsize = self._itemsize or (4 if x.dtype == torch.float32 else 8)
+        if x.numel() == 0 or self._mixed:
+            return
+        if clean is None:
+            clean = torch.isfinite(x).all(1)
+        kept = int(clean.sum())  # the one sync the sums need (the draw slots' width)
+        if kept == 0:
+            return
+        if layout is not None and (layout.shape, layout.itemsize) != (draw_shape, itemsize):
+            self._mixed, self._layout, self._sums = True, None, {}
+            return
+        if layout is None:
+            layout = self._start(draw_shape, itemsize)
+        if d is None:
+            d = torch.where(torch.isfinite(x), x.double() - self._ref, 0.0)
+        if d2 is None:
+            d2 = d * d
+        self._positions(d, d2, clean, kept)
+        self._grams(x, clean, kept)
+        layout.draws += kept
+
+    def _positions(self, d: torch.Tensor, d2: torch.Tensor, clean: torch.Tensor, kept: int) -> None:
+        layout, sums = self._layout, self._sums
+        w = clean.double()  # finite draws weigh 1, the others 0 (their d is finite: NaN and Inf sit at 0)
+        if layout.elements:
+            sums["e1"] += w @ d
+            sums["e2"] += w @ d2
+            r1, r2 = d.sum(1), d2.sum(1)
+        else:
+            k, rows, length = d.shape[0], layout.rows, layout.row_length
+            whole = rows * length
+            g1 = d[:, :whole].reshape(k, rows, length).sum(2)
+            g2 = d2[:, :whole].reshape(k, rows, length).sum(2)
+            if layout.tail:  # a long vector's last, short block
+                g1 = torch.cat([g1, d[:, whole:].sum(1, keepdim=True)], 1)
+                g2 = torch.cat([g2, d2[:, whole:].sum(1, keepdim=True)], 1)
+            r1, r2 = g1.sum(1), g2.sum(1)
+            g1, g2 = w @ g1, w @ g2
+            if layout.run_group is not None:  # more rows than groups: rows into contiguous groups
+                group = torch.bucketize(torch.arange(rows, device=self._device), self._edges, right=True)
+                sums["g1"].index_add_(0, group, g1)
+                sums["g2"].index_add_(0, group, g2)
+            else:
+                sums["g1"] += g1
+                sums["g2"] += g2
+            if layout.columns:
+                sums["c1"] += (w @ d).reshape(rows, length).sum(0)
+                sums["c2"] += (w @ d2).reshape(rows, length).sum(0)
+            sums["p1"] += w @ d[:, : layout.prefix]
+            sums["p2"] += w @ d2[:, : layout.prefix].sum(1)
+        for _ in range(layout.doublings(kept)):
+            for name in ("slot_count", "slot_s1", "slot_s2"):
+                pairs = sums[name][:DRAW_SLOTS].reshape(-1, 2).sum(1)
+                sums[name].zero_()
+                sums[name][: len(pairs)] = pairs
+        rank = clean.long().cumsum(0) - 1
+        slot = torch.where(clean, (layout.draws + rank) // layout.width, DRAW_SLOTS)  # the others: a slot never read
+        sums["slot_s1"].index_add_(0, slot, r1)
+        sums["slot_s2"].index_add_(0, slot, r2)
+        sums["slot_count"].index_add_(0, slot, w * layout.size)
+
+    def _bits(self, x: torch.Tensor) -> torch.Tensor:
+        """Integer views of the values as the gram stream reads them."""
+        if self._layout.itemsize == 2:
+            return x.view(torch.int16)
+        if x.dtype == torch.float32:
+            return x.view(torch.int32)
+        return (x if x.dtype == torch.float64 else x.double()).view(torch.int64)
+
+    def _grams(self, x: torch.Tensor, clean: torch.Tensor, kept: int) -> None:
+        layout = self._layout
+        bits = self._bits(x)
+        if kept < len(bits):
+            bits = bits[clean]
+        stream = bits.reshape(-1)
+        total, k = stream.numel(), layout.k
+        layout.junction(stream[: k - 1].cpu().numpy())
+        first, hashes = self._select(stream, layout)
+        if len(first):
+            windows = stream[first[:, None] + torch.arange(k, device=self._device)]
+            layout.add_grams(first.cpu().numpy(), windows.cpu().numpy(), hashes.cpu().numpy())
+        layout.advance(total, stream[max(0, total - (k - 1)) :].cpu().numpy())
+
+    def _select(self, stream: torch.Tensor, layout: StructureLayout) -> tuple[torch.Tensor, torch.Tensor]:
+        """Offsets and hashes of the grams that start in ``stream`` and end in it,
+        selected at the store's threshold, which halves (as ``GramStore.select``
+        does) while they outnumber four times the store."""
+        store = layout.store
+        last = stream.numel() - layout.k + 1  # grams wholly in the stream
+        firsts, hashes, found = [], [], 0
+        chunk = self.cpu_chunk if self._device.type == "cpu" else self.chunk
+        for start in range(0, max(last, 0), chunk):
+            h = selection_hash(stream[start : min(last, start + chunk)], layout.itemsize)
+            chosen = torch.nonzero(h < store.threshold).flatten()
+            firsts.append(chosen + start)
+            hashes.append(h[chosen])
+            found += len(chosen)
+            while found > 4 * GRAM_STORE:
+                store.halve()
+                keep = [hh < store.threshold for hh in hashes]
+                firsts = [f[m] for f, m in zip(firsts, keep)]
+                hashes = [hh[m] for hh, m in zip(hashes, keep)]
+                found = sum(len(f) for f in firsts)
+        if not firsts:
+            empty = torch.zeros(0, dtype=torch.int64, device=self._device)
+            return empty, empty
+        return torch.cat(firsts), torch.cat(hashes)
+
+    def result(self) -> Structure | None:
+        """The Structure of the draws folded so far (None before a finite one,
+        or when they changed shape)."""
+        if self._layout is None:
+            return None
+        totals = {name: t.cpu().numpy() for name, t in self._sums.items()}
+        if "p2" in totals:
+            totals["p2"] = float(totals["p2"])
+        return self._layout.result(totals)
 
 
 class TorchReducer:
@@ -133,13 +355,17 @@ class TorchReducer:
     DLPack, without a copy.  Non-finite values are masked rather than removed
     (removing them would need a device-to-host sync): they are replaced by the
     reference point, which adds nothing to the power sums, and taken back out of
-    the histogram cell the reference point falls in.
+    the histogram cell the reference point falls in.  The structure statistics
+    (:class:`TorchStructure`; ``expected_values``, the values the row will fold,
+    sets where its gram selection rate starts) wait for the device once a
+    batch, for a few scalars and the selected grams.
     """
 
-    #: ``fold`` only queues device work and returns (on a CPU device it computes).
+    #: ``fold`` queues device work and returns (on a CPU device it computes);
+    #: only the batch being folded is waited for, once, by the structure statistics.
     asynchronous = True
 
-    def __init__(self, law: Law, device, grid: Grid | None = None):
+    def __init__(self, law: Law, device, grid: Grid | None = None, expected_values: int | None = None):
         grid = grid or Grid.for_law(law)
         self._summary = Summary(ref=law.mean, grid=grid)
         self._device = torch.device(device)
@@ -152,6 +378,7 @@ class TorchReducer:
         self._counts = torch.zeros(4, dtype=torch.int64, device=self._device)  # finite, nan, +inf, -inf
         self._hist = torch.zeros(grid.cells + 2, dtype=torch.int64, device=self._device)
         self._pairs = TorchPairs(self._device)
+        self._structure = TorchStructure(law.mean, self._device, expected_values=expected_values)
         self._batches = Batches(self._fold_batch, self._device)
 
     def _cells(self, values: torch.Tensor) -> torch.Tensor:
@@ -186,7 +413,9 @@ class TorchReducer:
         self._extremes = torch.stack([torch.minimum(self._extremes[0], low), torch.maximum(self._extremes[1], high)])
         self._hist += torch.bincount(self._cells(values).reshape(-1), minlength=self._summary.grid.cells + 2)
         self._hist[self._ref_cell] -= nonfinite
-        self._pairs.fold(d, row_length, nonfinite_per_draw == 0)
+        clean = nonfinite_per_draw == 0
+        self._pairs.fold(d, row_length, clean)
+        self._structure.fold(x, self._batches.draw_shape, d, d2, clean)
 
     def summary(self) -> Summary:
         self._batches.flush()
@@ -196,4 +425,5 @@ class TorchReducer:
         s.minimum, s.maximum = (float(v) for v in self._extremes.cpu())
         s.hist = self._hist.cpu().numpy().copy()
         s.pairs = self._pairs.numpy()
+        s.structure = self._structure.result()
         return s
