@@ -226,23 +226,6 @@ def test_a_batch_selecting_more_than_four_stores_halves_the_rate_as_the_host(bac
     assert device.grams.threshold < 1 << 31
 
 
-class WiredPatternReducer(PatternReducer):
-    """PatternReducer with its device path folding the structure through
-    TorchStructure (what host.py's device path is to do; where it already
-    does, this adds nothing)."""
-
-    def __init__(self, law, dtype, device=None, expected_values=None):
-        super().__init__(law, dtype, device=device, expected_values=expected_values)
-        self._wired = device is not None and self._structure is None
-        if self._wired:
-            self._structure = TorchStructure(law.mean, device, itemsize=2, expected_values=expected_values)
-
-    def _fold_device_batch(self, x, row_length):
-        super()._fold_device_batch(x, row_length)
-        if self._wired:
-            self._structure.fold(x, self._batches.draw_shape)
-
-
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
 @pytest.mark.parametrize("shape,count", [((256, 784), 2), ((5, 2), 40), ((20000,), 3)], ids=str)
 def test_the_16_bit_device_structure_is_the_hosts(dtype, shape, count, monkeypatch):
@@ -254,7 +237,7 @@ def test_the_16_bit_device_structure_is_the_hosts(dtype, shape, count, monkeypat
     draws.append(draws[1].clone())
     draws[0].view(-1)[3] = float("nan")
     expected = sum(x.numel() for x in draws)
-    host, device = PatternReducer(law, dtype, expected_values=expected), WiredPatternReducer(
+    host, device = PatternReducer(law, dtype, expected_values=expected), PatternReducer(
         law, dtype, device="cpu", expected_values=expected)
     for x in draws:
         host.fold(x)

@@ -140,11 +140,12 @@ class PatternReducer:
         if device is not None:
             import torch
 
-            from initcheck.reducers.backends.torch_reducer import Batches, TorchPairs
+            from initcheck.reducers.backends.torch_reducer import Batches, TorchPairs, TorchStructure
 
             self._device_counts = torch.zeros(lowp.PATTERNS, dtype=torch.int64, device=device)
             self._device_pairs = TorchPairs(device)
             self._batches = Batches(self._fold_device_batch, device)
+            self._structure = TorchStructure(law.mean, device, itemsize=2, expected_values=expected_values)
         #: On a device, ``fold`` only queues work (see TorchReducer).
         self.asynchronous = device is not None
 
@@ -195,6 +196,7 @@ class PatternReducer:
 
         self._device_counts += torch.bincount(x.view(torch.int16).reshape(-1).int() & 0xFFFF, minlength=self._lowp.PATTERNS)
         self._device_pairs.fold(x.double() - self._ref, row_length, torch.isfinite(x).all(1))
+        self._structure.fold(x, self._batches.draw_shape)
 
     def summary(self) -> Summary:
         patterns, pairs = self._patterns, self._pairs
