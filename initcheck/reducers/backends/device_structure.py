@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from initcheck._kernels_numpy import mix64
 from initcheck.structure import DRAW_SLOTS, ELEMENTS, GRAM_STORE, Structure, StructureFolder
 
 __all__ = ["DRAW_SLOTS", "ELEMENTS", "GRAM_STORE", "StructureLayout", "gram_keys"]
@@ -31,14 +32,6 @@ __all__ = ["DRAW_SLOTS", "ELEMENTS", "GRAM_STORE", "StructureLayout", "gram_keys
 SALT, FMIX1, FMIX2 = 0x9E3779B9, 0x85EBCA6B, 0xC2B2AE35
 _GOLDEN = 0x9E3779B97F4A7C15
 _UNSIGNED = {2: np.uint16, 4: np.uint32, 8: np.uint64}
-
-
-def _mix64(z: np.ndarray) -> np.ndarray:
-    """``mix64`` of ``_kernels.c`` (splitmix64's finalizer) on uint64 arrays."""
-    with np.errstate(over="ignore"):
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
 
 
 def gram_keys(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -54,7 +47,7 @@ def gram_keys(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     s0 = s[:, 0]
     acc = np.full(m, (_GOLDEN * k) & 0xFFFFFFFFFFFFFFFF, dtype=np.uint64)
     for t in range(k):
-        acc = _mix64(acc ^ ((a[:, t] << np.uint64(1)) | (s[:, t] ^ s0).astype(np.uint64)))
+        acc = mix64(acc ^ ((a[:, t] << np.uint64(1)) | (s[:, t] ^ s0).astype(np.uint64)))
     return acc, a[:, 0].copy(), s0
 
 
