@@ -51,7 +51,8 @@ def pattern_values(name: str) -> np.ndarray:
 def pattern_values32(name: str) -> np.ndarray:
     """:func:`pattern_values` as float32 (every 16-bit value is exact in it):
     a 16-bit draw seen as float32 takes twice its memory, not four times."""
-    values = pattern_values(name).astype(np.float32)
+    with np.errstate(invalid="ignore"):  # the NaN patterns
+        values = pattern_values(name).astype(np.float32)
     values.setflags(write=False)
     return values
 
