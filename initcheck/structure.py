@@ -90,6 +90,12 @@ class AxisSums:
         return AxisSums(self.name, self.size, self.edges, self.count + other.count, self.s1 + other.s1,
                         self.s2 + other.s2)
 
+    def then(self, other: AxisSums) -> AxisSums:
+        """The sequence of draws of this fold followed by the other's."""
+        edges = np.concatenate([self.edges, other.edges[1:] + self.size])
+        return AxisSums(self.name, self.size + other.size, edges, np.concatenate([self.count, other.count]),
+                        np.concatenate([self.s1, other.s1]), np.concatenate([self.s2, other.s2]))
+
     def to_dict(self) -> dict:
         from initcheck.summary import encode_array
 
@@ -190,11 +196,12 @@ class Structure:
     grams: Grams | None
 
     def merge(self, other: Structure) -> Structure:
+        """Both folds together: position sums add, and the other's draws follow
+        this one's in the sequence of draws."""
         if tuple(self.shape) != tuple(other.shape) or len(self.axes) != len(other.axes):
             raise ValueError("structures of different shapes cannot be merged")
-        axes = [a.merge(b) for a, b in zip(self.axes, other.axes) if a.name != "draws"]
-        draws_axis = [a for a in self.axes if a.name == "draws"]  # draw indices restart: keep the first stream's
-        return Structure(self.shape, axes + draws_axis,
+        axes = [a.then(b) if a.name == "draws" else a.merge(b) for a, b in zip(self.axes, other.axes)]
+        return Structure(self.shape, axes,
                          self.draws.merge(other.draws) if self.draws and other.draws else None,
                          self.grams.merge(other.grams) if self.grams and other.grams else None)
 
@@ -535,7 +542,6 @@ class StructureFolder:
             cols = self._row_len if self._has_cols else 1
             self._c1, self._c2 = np.zeros(cols), np.zeros(cols)
             self._p1, self._p2 = np.zeros(ELEMENTS), 0.0
-            self._scratch = None
 
     def fold(self, values: np.ndarray, draws: int, bits: np.ndarray | None = None) -> None:
         if draws == 0 or self.size == 0:

@@ -370,3 +370,11 @@ def test_a_large_integer_draw_is_checked_as_float64_in_parts(monkeypatch):
     np.testing.assert_allclose(a.pairs, b.pairs, rtol=1e-9, atol=1e-9)
     for x, y in zip(a.structure.axes, b.structure.axes):
         np.testing.assert_allclose(x.s2, y.s2, rtol=1e-9)
+
+
+def test_merged_structures_put_the_second_folds_draws_after_the_first():
+    a = fold_all(normal_draws((16, 8), 30, seed=50)).structure
+    b = fold_all(normal_draws((16, 8), 20, seed=51)).structure
+    draws = a.merge(b).axes[-1]
+    assert draws.name == "draws" and draws.size == 50 and len(draws.count) == 50
+    np.testing.assert_array_equal(draws.edges, np.arange(51))
