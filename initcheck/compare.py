@@ -458,10 +458,13 @@ def positions_shift(old: Summary, new: Summary) -> ShiftTest | NotCompared | Non
     if tuple(old.structure.shape) != tuple(new.structure.shape):
         return NotCompared("positions", "the draws' shapes differ")
     news = {a.name: a for a in new.structure.axes if a.name != "draws"}
-    tests = []
+    tests, regrouped = [], False
     for raw_old in old.structure.axes:
         raw_new = news.get(raw_old.name)
-        if raw_new is None or not np.array_equal(raw_old.edges, raw_new.edges):
+        if raw_new is None:
+            continue
+        if not np.array_equal(raw_old.edges, raw_new.edges):
+            regrouped = True
             continue
         grouped = merged(raw_old)
         if len(grouped.count) < 2:
@@ -478,7 +481,8 @@ def positions_shift(old: Summary, new: Summary) -> ShiftTest | NotCompared | Non
             tests.append((float(special.chdtrc(df, terms.sum())), grouped, kind, int(np.argmax(terms)),
                           difference, terms.sum() / df))
     if not tests:
-        return None
+        return NotCompared("positions", "the reports group the positions differently (another N)") if regrouped \
+            else None
     pvalue, axis, kind, group, difference, ratio = min(tests, key=lambda t: t[0])
     pvalue = min(1.0, pvalue * len(tests))
     lo, hi = int(axis.edges[group]), int(axis.edges[group + 1]) - 1
