@@ -401,3 +401,127 @@ def test_16_bit_device_pairs_of_large_draws_take_their_first_positions():
     pairs = device.summary().pairs
     assert pairs[2, 3] == 2 * PAIR_PREFIX
     np.testing.assert_allclose(pairs[2], prefix_pairs([x.float().numpy() for x in draws], law.mean), rtol=1e-9)
+
+
+# --------------------------------------------------------------------------- large draws, in parts
+
+
+@pytest.fixture
+def small_parts(monkeypatch):
+    """Device parts of 5000 values; consecutive draws pair their first 3000
+    positions, on the host and on the devices alike."""
+    import initcheck.reducers.host as host
+    from initcheck.reducers.backends import torch_reducer
+
+    modules = [host, torch_reducer]
+    try:
+        from initcheck.reducers.backends import jax_reducer
+    except ImportError:
+        pass
+    else:
+        modules.append(jax_reducer)
+        monkeypatch.setattr(jax_reducer, "PART", 5000)
+    monkeypatch.setattr(torch_reducer, "PART", 5000)
+    for module in modules:
+        monkeypatch.setattr(module, "PAIR_PREFIX", 3000)
+
+
+def large_draws(shape):
+    """Draws of more values than a part: a NaN draw in the middle, a repeated one at the end."""
+    arrays = normal_draws(shape, 3, seed=7)
+    arrays[1].flat[777] = np.nan
+    arrays.append(arrays[0].copy())
+    return arrays
+
+
+def assert_same_summary(a, b):
+    assert (a.count, a.nan, a.posinf, a.neginf) == (b.count, b.nan, b.posinf, b.neginf)
+    assert (a.minimum, a.maximum) == (b.minimum, b.maximum)
+    np.testing.assert_allclose(a.sums, b.sums, rtol=1e-9, atol=1e-8)
+    np.testing.assert_array_equal(a.hist, b.hist)
+    np.testing.assert_allclose(a.pairs, b.pairs, rtol=1e-9, atol=1e-8)
+    assert_same_structure(a.structure, b.structure)
+
+
+def device_summary(backend, arrays, expected, **fold):
+    if backend == "torch":
+        device = TorchReducer(LAW, "cpu", expected_values=expected)
+        arrays = [torch.from_numpy(x) for x in arrays]
+    else:
+        _, JaxReducer = jax_modules()
+        device = JaxReducer(LAW, expected_values=expected)
+        arrays = to_jax(arrays)
+    for x in arrays:
+        device.fold(x, **fold)
+    return device.summary()
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+@pytest.mark.parametrize("shape,batched", [((300, 70), False), ((300, 70), True), ((23456,), False),
+                                           ((64, 3, 30, 30), False)], ids=str)
+def test_a_large_draw_folds_in_parts_as_the_host_folds_it_whole(backend, shape, batched, small_parts):
+    """Moments, cells, pairs (within the draw, across part boundaries, with the
+    previous draw) and structure as the host's; the NaN draw adds no pairs and
+    no structure, and is no one's neighbour."""
+    arrays = large_draws(shape)
+    expected = sum(x.size for x in arrays)
+    host = HostReducer(LAW, expected_values=expected)
+    for x in arrays:
+        host.fold(x)
+    fold = {"draws": len(arrays)} if batched else {}
+    device = device_summary(backend, [np.stack(arrays)] if batched else arrays, expected, **fold)
+    a = host.summary()
+    assert_same_summary(a, device)
+    assert a.nan == 1 and device.pairs[2, 3] == 3000  # the last two draws' first positions
+    assert device.structure.draws.draws == 3 and device.structure.grams.repeats > 0
+
+
+def test_a_large_16_bit_device_draw_folds_in_parts_as_the_host_folds_it(small_parts):
+    law = Uniform(-0.1, 0.1)
+    generator = torch.Generator().manual_seed(3)
+    draws = [torch.empty(300, 70).uniform_(-0.1, 0.1, generator=generator).to(torch.bfloat16) for _ in range(3)]
+    draws[1][5, 5] = float("nan")
+    draws.append(draws[0].clone())
+    host, device = PatternReducer(law, "bfloat16", expected_values=84000), PatternReducer(
+        law, "bfloat16", device="cpu", expected_values=84000)
+    for x in draws:
+        host.fold(x)
+        device.fold(x)
+    a, b = host.summary(), device.summary()
+    np.testing.assert_allclose(a.pairs, b.pairs, rtol=1e-9, atol=1e-8)
+    assert b.pairs[2, 3] == 3000
+    assert_same_structure(a.structure, b.structure)
+    assert b.structure.draws.draws == 3
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_a_large_draw_is_folded_a_part_at_a_time(backend, small_parts, monkeypatch):
+    """Whole rows of about a part each: 4970 values of a (300, 70) draw, then what is left."""
+    seen = []
+    if backend == "torch":
+        original = TorchReducer._fold_part
+
+        def spy(self, part):
+            seen.append(part.shape)
+            return original(self, part)
+
+        monkeypatch.setattr(TorchReducer, "_fold_part", spy)
+    else:
+        jax_modules()
+        from initcheck.reducers.backends import jax_reducer
+
+        factory = jax_reducer._part_step
+
+        def spy_factory(*args):
+            step = factory(*args)
+
+            def spy(state, sums, draw, part, *rest, **statics):
+                seen.append(part.shape)
+                return step(state, sums, draw, part, *rest, **statics)
+
+            return spy
+
+        monkeypatch.setattr(jax_reducer, "_part_step", spy_factory)
+    x = normal_draws((300, 70), 1)
+    device_summary(backend, x, 21000)
+    assert seen == [(4970,)] * 4 + [(1120,)]

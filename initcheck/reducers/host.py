@@ -191,11 +191,25 @@ class PatternReducer:
             self._structure = False
 
     def _fold_device_batch(self, x, row_length: int) -> None:
-        """K torch draws, shape (K, n): bincount of the bit patterns, pairs in torch."""
+        """K torch draws, shape (K, n): bincount of the bit patterns, pairs in torch;
+        draws of more than ``torch_reducer.PART`` values a part at a time
+        (no float64 copy of a whole draw)."""
         import torch
 
-        self._device_counts += torch.bincount(x.view(torch.int16).reshape(-1).int() & 0xFFFF, minlength=self._lowp.PATTERNS)
-        self._device_pairs.fold(x.double() - self._ref, row_length, torch.isfinite(x).all(1))
+        from initcheck.reducers.backends import torch_reducer
+
+        def counted(part):
+            self._device_counts += torch.bincount(part.view(torch.int16).reshape(-1).int() & 0xFFFF,
+                                                  minlength=self._lowp.PATTERNS)
+            return part.double() - self._ref, None
+
+        if x.shape[1] > torch_reducer.PART:
+            for draw in x:
+                torch_reducer.fold_in_parts(draw, row_length, self._batches.draw_shape, self._device_pairs,
+                                            self._structure, counted)
+            return
+        d, _ = counted(x)
+        self._device_pairs.fold(d, row_length, torch.isfinite(x).all(1))
         self._structure.fold(x, self._batches.draw_shape)
 
     def summary(self) -> Summary:

@@ -27,8 +27,14 @@ from initcheck.reducers.backends.device_structure import (
     StructureLayout,
 )
 from initcheck.reducers.shapes import PAIR_PREFIX, batch_shape, lag_of_rows
-from initcheck.structure import Structure
+from initcheck.structure import ELEMENTS, Structure
 from initcheck.summary import Summary
+
+#: A draw of more values than this is folded a part of about this many values
+#: (whole rows) at a time, so that its float64 temporaries (about 100 bytes a
+#: value) stay near 0.4 GB however large the draw: a (100000, 100000) draw is
+#: never copied whole.  Batches of smaller draws fold as one.
+PART = 1 << 22
 
 
 def as_torch(x) -> torch.Tensor:
@@ -51,7 +57,8 @@ class Batches:
     to ``fold_batch(batch, row_length)`` when it is full, when the draw shape
     changes, or at :meth:`flush`.  Draws that fill half a batch or more, alone
     or as a batch of their own (``add(x, draws=K)``), are folded without a copy,
-    at most ``values`` values at a time.  While ``fold_batch`` runs,
+    at most ``values`` values at a time (a draw of more than :data:`PART`
+    values alone, which its reducer folds in parts: :func:`fold_in_parts`).  While ``fold_batch`` runs,
     :attr:`draw_shape` is the shape of each of the batch's draws (a batch holds
     draws of one shape)."""
 
@@ -145,8 +152,97 @@ class TorchPairs:
         ])
         self._previous, self._previous_size, self._previous_clean = head[-1:].clone(), n, clean[-1:]
 
+    @staticmethod
+    def _flat_sums(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """[sum ab, sum a, sum b, count] of two 1-d tensors."""
+        return torch.stack([(a * b).sum(), a.sum(), b.sum(), torch.full_like(a[0], a.shape[0])])
+
+    def fold_part(self, d: torch.Tensor, start: int, n: int, row_length: int, before: torch.Tensor | None) -> None:
+        """The pairs of a finite draw of n values that end in its values
+        ``start`` to ``start + len(d) - 1`` (``d`` 1-d, minus the law's mean):
+        within the part, and with ``before``, the max(row_length, 1) values
+        before it (None for the first part); its first PAIR_PREFIX positions
+        pair with the previous draw's.  :meth:`end_parts` after the last part."""
+        zero = torch.zeros(4, dtype=torch.float64, device=self._device)
+        m = d.shape[0]
+        if start == 0:
+            self._head = []
+        within = self._flat_sums(d[:-1], d[1:]) if m > 1 else zero
+        if before is not None:
+            within = within + self._flat_sums(before[-1:], d[:1])
+        rows = zero
+        if 0 < row_length < n:
+            if m > row_length:
+                rows = self._flat_sums(d[:-row_length], d[row_length:])
+            if before is not None:
+                rows = rows + self._flat_sums(before[-row_length:], d[:row_length])
+        between = zero
+        prefix = min(n, PAIR_PREFIX)
+        if start < prefix:
+            head = d[: prefix - start]
+            if self._previous is not None and self._previous_size == n:
+                previous = self._previous[0, start : start + head.shape[0]]
+                between = torch.where(self._previous_clean[0], self._flat_sums(previous, head), 0.0)
+            self._head.append(head.clone())
+        self._sums += torch.stack([within, rows, between])
+
+    def end_parts(self, n: int) -> None:
+        """The draw folded by parts is the next one's neighbour."""
+        self._previous = torch.cat(self._head)[None]
+        self._previous_size, self._head = n, []
+        self._previous_clean = torch.ones(1, dtype=torch.bool, device=self._device)
+
+    def forget(self) -> None:
+        """The next draw has no previous one (the last held NaN or Inf)."""
+        self._previous, self._previous_size = None, 0
+
     def numpy(self):
         return self._sums.cpu().numpy().copy()
+
+
+def run_length(draw_shape) -> int:
+    """The runs of values a large draw's parts are made of: its rows (a 1-d
+    draw: the structure's blocks of contiguous values), so that no row and no
+    block of the structure is cut between two parts."""
+    n = math.prod(draw_shape)
+    if len(draw_shape) >= 2:
+        return max(1, n // draw_shape[0])
+    return math.ceil(n / ELEMENTS) if n > ELEMENTS else 1
+
+
+def fold_in_parts(x: torch.Tensor, row_length: int, draw_shape, pairs: TorchPairs, structure: TorchStructure,
+                  fold_part) -> None:
+    """Fold one large draw ``x`` (1-d, n values) a part of about PART values
+    (whole runs, :func:`run_length`) at a time, with the statistics of the draw
+    folded whole.  ``fold_part(part)`` folds a part's values (counts, sums,
+    histogram) and returns d, the part minus the law's mean in float64 (NaN
+    and Inf anywhere once the draw is known finite), and d^2 (or None).
+    Whether the draw holds NaN or Inf is decided first, a part at a time (one
+    sync): such a draw adds no pairs and no structure, and is no one's
+    neighbour."""
+    n = x.shape[0]
+    step = max(1, PART // run_length(draw_shape)) * run_length(draw_shape)
+    finite = torch.ones((), dtype=torch.bool, device=x.device)
+    for a in range(0, n, step):
+        finite &= torch.isfinite(x[a : a + step]).all()
+    clean = bool(finite)
+    structured = clean and structure.begin_draw(x, draw_shape)
+    if not clean:
+        pairs.forget()
+    overlap, before = max(row_length, 1), None
+    for a in range(0, n, step):
+        b = min(n, a + step)
+        d, d2 = fold_part(x[a:b])
+        if not clean:
+            continue
+        pairs.fold_part(d, a, n, row_length, before)
+        if structured:
+            structure.fold_part(x[a:b], d, d * d if d2 is None else d2, a)
+        before = d[-overlap:].clone() if b < n else None
+    if clean:
+        pairs.end_parts(n)
+    if structured:
+        structure.end_draw()
 
 
 _MASK32 = 0xFFFFFFFF
@@ -248,6 +344,73 @@ class TorchStructure:
         self._grams(x, clean, kept)
         layout.draws += kept
 
+    def begin_draw(self, x: torch.Tensor, draw_shape) -> bool:
+        """Start a finite draw folded by parts (:meth:`fold_part`, then
+        :meth:`end_draw`); False when the row keeps no structure."""
+        draw_shape = tuple(int(s) for s in draw_shape)
+        itemsize = self._itemsize or (4 if x.dtype == torch.float32 else 8)
+        if x.numel() == 0 or self._mixed:
+            return False
+        layout = self._layout
+        if layout is not None and (layout.shape, layout.itemsize) != (draw_shape, itemsize):
+            self._mixed, self._layout, self._sums = True, None, {}
+            return False
+        if layout is None:
+            self._start(draw_shape, itemsize)
+        self._draw_sums = torch.zeros(2, dtype=torch.float64, device=self._device)
+        return True
+
+    def fold_part(self, x: torch.Tensor, d: torch.Tensor, d2: torch.Tensor, start: int) -> None:
+        """The values ``start`` to ``start + len(x) - 1`` of the draw (1-d; whole
+        runs of the layout's row length from ``start``, a multiple of it), ``d``
+        and ``d2`` as in :meth:`fold`: the same sums and grams as the whole draw's."""
+        layout, sums = self._layout, self._sums
+        end = start + d.shape[0]
+        if layout.elements:
+            sums["e1"][start:end] += d
+            sums["e2"][start:end] += d2
+        else:
+            length, whole = layout.row_length, layout.rows * layout.row_length
+            runs = (min(end, whole) - start) // length
+            if runs > 0:
+                g1 = d[: runs * length].reshape(runs, length)
+                g2 = d2[: runs * length].reshape(runs, length)
+                first = start // length
+                if layout.run_group is not None:
+                    rows = torch.arange(first, first + runs, device=self._device)
+                    group = torch.bucketize(rows, self._edges, right=True)
+                    sums["g1"].index_add_(0, group, g1.sum(1))
+                    sums["g2"].index_add_(0, group, g2.sum(1))
+                else:
+                    sums["g1"][first : first + runs] += g1.sum(1)
+                    sums["g2"][first : first + runs] += g2.sum(1)
+                if layout.columns:
+                    sums["c1"] += g1.sum(0)
+                    sums["c2"] += g2.sum(0)
+            if layout.tail and end > whole:  # a long vector's last, short block
+                sums["g1"][layout.rows] += d[whole - start :].sum()
+                sums["g2"][layout.rows] += d2[whole - start :].sum()
+            if start < layout.prefix:
+                e = min(end, layout.prefix) - start
+                sums["p1"][start : start + e] += d[:e]
+                sums["p2"] += d2[:e].sum()
+        self._draw_sums += torch.stack([d.sum(), d2.sum()])
+        self._stream_grams(self._bits(x).reshape(-1))
+
+    def end_draw(self) -> None:
+        """The draw folded by parts goes to its draw slot."""
+        layout, sums = self._layout, self._sums
+        for _ in range(layout.doublings(1)):
+            for name in ("slot_count", "slot_s1", "slot_s2"):
+                pairs = sums[name][:DRAW_SLOTS].reshape(-1, 2).sum(1)
+                sums[name].zero_()
+                sums[name][: len(pairs)] = pairs
+        slot = layout.draws // layout.width
+        sums["slot_s1"][slot] += self._draw_sums[0]
+        sums["slot_s2"][slot] += self._draw_sums[1]
+        sums["slot_count"][slot] += float(layout.size)
+        layout.draws += 1
+
     def _positions(self, d: torch.Tensor, d2: torch.Tensor, clean: torch.Tensor, kept: int) -> None:
         layout, sums = self._layout, self._sums
         w = clean.double()  # finite draws weigh 1, the others 0 (their d is finite: NaN and Inf sit at 0)
@@ -297,11 +460,14 @@ class TorchStructure:
         return (x if x.dtype == torch.float64 else x.double()).view(torch.int64)
 
     def _grams(self, x: torch.Tensor, clean: torch.Tensor, kept: int) -> None:
-        layout = self._layout
         bits = self._bits(x)
         if kept < len(bits):
             bits = bits[clean]
-        stream = bits.reshape(-1)
+        self._stream_grams(bits.reshape(-1))
+
+    def _stream_grams(self, stream: torch.Tensor) -> None:
+        """Select the grams of the next values of the row's stream (flat bits)."""
+        layout = self._layout
         total, k = stream.numel(), layout.k
         layout.junction(stream[: k - 1].cpu().numpy())
         first, hashes = self._select(stream, layout)
@@ -358,7 +524,9 @@ class TorchReducer:
     the histogram cell the reference point falls in.  The structure statistics
     (:class:`TorchStructure`; ``expected_values``, the values the row will fold,
     sets where its gram selection rate starts) wait for the device once a
-    batch, for a few scalars and the selected grams.
+    batch, for a few scalars and the selected grams.  A draw of more than
+    :data:`PART` values is folded a part at a time (:func:`fold_in_parts`), so
+    that no float64 temporary is much larger than a part.
     """
 
     #: ``fold`` queues device work and returns (on a CPU device it computes);
@@ -396,11 +564,29 @@ class TorchReducer:
         self._batches.add(x, draws)
 
     def _fold_batch(self, x: torch.Tensor, row_length: int) -> None:
-        """Fold K draws of n values, shape (K, n)."""
+        """Fold K draws of n values, shape (K, n); draws of more than PART
+        values one at a time, in parts (:func:`fold_in_parts`)."""
+        if x.shape[1] > PART:
+            for draw in x:
+                fold_in_parts(draw, row_length, self._batches.draw_shape, self._pairs, self._structure,
+                              self._fold_part)
+            return
+        finite, d, d2 = self._fold_values(x)
+        clean = x.shape[1] - finite.sum(1) == 0
+        self._pairs.fold(d, row_length, clean)
+        self._structure.fold(x, self._batches.draw_shape, d, d2, clean)
+
+    def _fold_part(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A part of a large draw (1-d): its counts, sums, extremes, cells; (d, d^2)."""
+        _, d, d2 = self._fold_values(x)
+        return d, d2
+
+    def _fold_values(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Counts, power sums, extremes and cells of the values of x; (finite, d, d^2),
+        d = x - ref in float64 with NaN and Inf at 0."""
         ref = self._summary.ref
         finite = torch.isfinite(x)
-        nonfinite_per_draw = x.shape[1] - finite.sum(1)
-        nonfinite = nonfinite_per_draw.sum()
+        nonfinite = x.numel() - finite.sum()
         nan = torch.isnan(x).sum()
         posinf = (x == math.inf).sum()
         self._counts += torch.stack([x.numel() - nonfinite, nan, posinf, nonfinite - nan - posinf])
@@ -413,9 +599,7 @@ class TorchReducer:
         self._extremes = torch.stack([torch.minimum(self._extremes[0], low), torch.maximum(self._extremes[1], high)])
         self._hist += torch.bincount(self._cells(values).reshape(-1), minlength=self._summary.grid.cells + 2)
         self._hist[self._ref_cell] -= nonfinite
-        clean = nonfinite_per_draw == 0
-        self._pairs.fold(d, row_length, clean)
-        self._structure.fold(x, self._batches.draw_shape, d, d2, clean)
+        return finite, d, d2
 
     def summary(self) -> Summary:
         self._batches.flush()
