@@ -345,8 +345,9 @@ def cli():
 
     Each command samples large tensors from every framework's real initializer,
     compares mean, variance, bounds and the whole distribution (KS) with the
-    closed-form law, and prints a pass/fail table.  Exit 0: all passed; 1: a
-    check failed; 2: bad input.
+    closed-form law, checks where values sit (positions), whether draws are
+    independent and which values repeat (copies), and prints a pass/fail
+    table.  Exit 0: all passed; 1: a check failed; 2: bad input.
     """
 
 
