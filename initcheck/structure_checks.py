@@ -217,15 +217,15 @@ def positions_power(summary: Summary, level: float, check_level: float) -> tuple
     tests = _positions_tests(summary)
     if not tests:
         return None
-    axes = _testable_axes(summary)
+    axes = list({id(test[0]): test[0] for test in tests}.values())
     df_worst = tests[0][3]
     threshold = float(special.chdtri(df_worst, check_level / len(tests))) / df_worst
-    tests = 2 * len(axes)
-    kurtosis_minus_one = _moments(summary)[1] / max(_moments(summary)[0] ** 2, 1e-300)
+    second, var_d2 = _moments(summary)
+    kurtosis_minus_one = var_d2 / max(second**2, 1e-300)
     worst, name = 0.0, ""
     for axis in axes:
         df = len(axis.count) - 1
-        lam = _noncentrality(df, level / tests)
+        lam = _noncentrality(df, level / len(tests))
         delta = math.sqrt(lam * kurtosis_minus_one / axis.count.sum())
         if delta > worst:
             worst, name = delta, axis.name

@@ -101,12 +101,10 @@ class HostReducer:
             self._chain.forget()
             return
         self._chain.fold_in_parts(values_of, x.size, lag_of_rows(draw_shape), LARGE_PART)
-        if self._structure is None:
-            self._structure = StructureFolder(self._summary.ref, draw_shape, x.dtype.itemsize, self._expected)
-        if self._structure is not False and self._structure.shape == tuple(draw_shape):
+        self._structure = structure_for(self._structure, self._summary.ref, draw_shape, x.dtype.itemsize,
+                                        self._expected)
+        if self._structure:
             self._structure.fold_in_parts(values_of, np.ascontiguousarray(x), LARGE_PART)
-        else:
-            self._structure = False
 
     def _flush(self) -> None:
         self._summary.hist += self._cells
@@ -183,12 +181,9 @@ class PatternReducer:
             return table[patterns[a:b]]
 
         self._chain.fold_in_parts(values_of, patterns.size, lag_of_rows(draw_shape), LARGE_PART)
-        if self._structure is None:
-            self._structure = StructureFolder(self._ref, draw_shape, 2, self._expected)
-        if self._structure is not False and self._structure.shape == tuple(draw_shape):
+        self._structure = structure_for(self._structure, self._ref, draw_shape, 2, self._expected)
+        if self._structure:
             self._structure.fold_in_parts(values_of, patterns, LARGE_PART)
-        else:
-            self._structure = False
 
     def _fold_device_batch(self, x, row_length: int) -> None:
         """K torch draws, shape (K, n): bincount of the bit patterns, pairs in torch;
@@ -223,17 +218,22 @@ class PatternReducer:
         return summary
 
 
-def fold_structure(folder, ref, draw_shape, values, draws, bits=None, expected=None):
-    """The row's StructureFolder after folding these draws: made on the first
+def structure_for(folder, ref, draw_shape, itemsize: int, expected=None):
+    """The row's StructureFolder for draws of this shape: made on the first
     fold; a row whose draws change shape keeps no structure (False from then on)."""
-    if folder is False:
-        return False
     if folder is None:
-        itemsize = bits.dtype.itemsize if bits is not None else values.dtype.itemsize
-        folder = StructureFolder(ref, draw_shape, itemsize, expected)
-    elif folder.shape != tuple(draw_shape):
+        return StructureFolder(ref, draw_shape, itemsize, expected)
+    if folder is False or folder.shape != tuple(draw_shape):
         return False
-    folder.fold(values, draws, bits=bits)
+    return folder
+
+
+def fold_structure(folder, ref, draw_shape, values, draws, bits=None, expected=None):
+    """The row's StructureFolder after folding these draws (see :func:`structure_for`)."""
+    itemsize = bits.dtype.itemsize if bits is not None else values.dtype.itemsize
+    folder = structure_for(folder, ref, draw_shape, itemsize, expected)
+    if folder:
+        folder.fold(values, draws, bits=bits)
     return folder
 
 
