@@ -26,6 +26,8 @@ _EXPORTS = {
     "verify": "initcheck.api",
     "verify_all": "initcheck.api",
     "assert_law": "initcheck.api",
+    "verify_model": "initcheck.model",
+    "ModelVerification": "initcheck.model",
     "Check": "initcheck.api",
     "Scheme": "initcheck.api",
     "xavier": "initcheck.api",

@@ -38,15 +38,17 @@ from initcheck.frameworks.base import Plan
 from initcheck.layers import format_shape
 
 
-def load_function(target: str) -> Callable:
-    """Resolve ``FILE.py:FUNC`` or ``package.module:FUNC`` to the callable."""
+def load_function(target: str, noun: str = "custom function") -> Callable:
+    """Resolve ``FILE.py:FUNC`` or ``package.module:FUNC`` to the callable;
+    ``noun`` names it in errors (``custom function``, ``model factory``)."""
     module_part, sep, name = target.rpartition(":")
+    what = "FACTORY" if "factory" in noun else "FUNC"
     if not sep or not module_part or not name:
-        raise InputError(f"custom target {target!r} must look like FILE.py:FUNC or package.module:FUNC")
+        raise InputError(f"{noun} {target!r} must look like FILE.py:{what} or package.module:{what}")
     if module_part.endswith(".py") or "/" in module_part or "\\" in module_part:
         path = Path(module_part)
         if not path.is_file():
-            raise InputError(f"custom file {module_part} does not exist")
+            raise InputError(f"{noun.split()[0]} file {module_part} does not exist")
         module_name = f"initcheck_custom_{path.stem}"
         spec = importlib.util.spec_from_file_location(module_name, path)
         module = importlib.util.module_from_spec(spec)
@@ -61,12 +63,12 @@ def load_function(target: str) -> Callable:
         try:
             module = importlib.import_module(module_part)
         except ModuleNotFoundError as error:
-            raise InputError(f"custom module {module_part} cannot be imported: {error}") from None
+            raise InputError(f"{noun.split()[0]} module {module_part} cannot be imported: {error}") from None
         except Exception as error:
             raise InputError(f"importing {module_part} failed: {_describe(error)}") from None
     function = getattr(module, name, None)
     if function is None:
-        raise InputError(f"{module_part} has no function {name!r}")
+        raise InputError(f"{module_part} has no {'factory' if 'factory' in noun else 'function'} {name!r}")
     if not callable(function):
         raise InputError(f"{module_part}:{name} is not callable")
     return function
