@@ -601,3 +601,12 @@ def main(argv=None) -> None:
         click.echo("initcheck: interrupted", err=True)
         code = 130
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _register_model_command() -> None:
+    from initcheck.cli_model import model_command
+
+    cli.add_command(model_command)
+
+
+_register_model_command()
