@@ -449,10 +449,14 @@ def _index(x, keep: list[int]):
 # ----------------------------------------------------------------------------- model-level checks
 
 
-def duplicates(rows: list[ParameterRow], note: Callable[[str, str], str | None] | None = None
-               ) -> dict[str, list[str]]:
-    """name -> what it duplicates, within instance 0 (module docstring);
-    ``note(a, b)``, the adapter's, may say why two parameters came out equal."""
+def duplicates(rows: list[ParameterRow], values: Callable[[str], Any] | None = None,
+               note: Callable[[str, str], str | None] | None = None) -> dict[str, list[str]]:
+    """name -> what it duplicates, within instance 0 (module docstring).
+
+    Candidates are found on the sketches; ``values(name)``, the live
+    instance's values, confirms a candidate on every value (a partial copy is
+    named as such); ``note(a, b)``, the adapter's, may say why two parameters
+    came out equal."""
     found: dict[str, list[str]] = {}
     groups: dict[int, list[ParameterRow]] = {}
     for row in rows:
@@ -472,8 +476,10 @@ def duplicates(rows: list[ParameterRow], note: Callable[[str, str], str | None] 
         for i in range(len(members)):
             for j in range(i + 1, len(members)):
                 relation = _relation(members[i].sketches[0], members[j].sketches[0], correlation[i, j])
+                a, b = members[i].ref.name, members[j].ref.name
+                if relation and values is not None and members[i].sketches[0].head.size < members[i].size:
+                    relation = _confirmed(relation, as_float64(values(a)), as_float64(values(b)))
                 if relation:
-                    a, b = members[i].ref.name, members[j].ref.name
                     why = note(a, b) if note is not None else None
                     why = f" ({why})" if why else ""
                     found.setdefault(a, []).append(f"{b} is {relation} it{why}")
@@ -482,20 +488,34 @@ def duplicates(rows: list[ParameterRow], note: Callable[[str, str], str | None] 
 
 
 def _relation(a: Sketch, b: Sketch, correlation: float) -> str | None:
-    """How ``b`` repeats ``a`` (``a copy of``, ``the negation of``, ``a scaled copy (×0.5) of``), or None."""
-    whole = a.head.size == a.size
-    part = "" if whole else f" (in the first and last {SKETCH:,} values)"
+    """How ``b`` repeats ``a`` on their sketches (``a copy of``, ``the negation
+    of``, ``a scaled copy (×0.5) of``), or None."""
     if np.array_equal(a.head, b.head) and np.array_equal(a.tail, b.tail):
-        return "a copy of" if whole else f"a copy{part} of"
+        return "a copy of"
     if np.array_equal(a.head, -b.head) and np.array_equal(a.tail, -b.tail):
-        return f"the negation{part} of"
+        return "the negation of"
     if a.head.size < MIN_SCALED or not abs(correlation) > COPY_CORRELATION:
         return None
-    scale = float(np.dot(a.head, b.head) / np.dot(a.head, a.head))
-    residual = np.max(np.abs(b.head - scale * a.head)) / max(np.max(np.abs(b.head)), 1e-300)
-    if residual > 1e-3:
-        return None
-    return f"a scaled copy (×{scale:.4g}){part} of"
+    scale = _scale(a.head, b.head)
+    return None if scale is None else f"a scaled copy (×{scale:.4g}) of"
+
+
+def _scale(a: np.ndarray, b: np.ndarray) -> float | None:
+    """c with b = c a within float32 rounding, or None."""
+    scale = float(np.dot(a, b) / np.dot(a, a))
+    residual = np.max(np.abs(b - scale * a)) / max(float(np.max(np.abs(b))), 1e-300)
+    return scale if residual <= 1e-3 else None
+
+
+def _confirmed(relation: str, a: np.ndarray, b: np.ndarray) -> str:
+    """The relation found on the sketches, checked on every value."""
+    if relation == "a copy of":
+        whole = np.array_equal(a, b)
+    elif relation == "the negation of":
+        whole = np.array_equal(a, -b)
+    else:
+        whole = _scale(a, b) is not None
+    return relation if whole else f"in its first and last {SKETCH:,} values, {relation}"
 
 
 def seed_check(row: ParameterRow) -> CheckResult | None:
@@ -560,7 +580,9 @@ def verify_model(target, *, rules=None, preset: str | None = None, samples: int 
                 row.observe(adapter.values(model, row.ref), built, last=built == wanted - 1)
             if built == 0:
                 note = getattr(adapter, "duplicate_note", None)
-                copies = duplicates(rows, (lambda a, b: note(model, a, b)) if note else None)
+                by_name = {row.ref.name: row.ref for row in rows}
+                copies = duplicates(rows, lambda name: adapter.values(model, by_name[name]),
+                                    (lambda a, b: note(model, a, b)) if note else None)
             built += 1
             bar.advance(1, f"{name}: instance {built}")
             del model
