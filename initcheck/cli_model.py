@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from initcheck.errors import InputError
+from initcheck.model import DEFAULT_MAX_INSTANCES, DEFAULT_TIME_LIMIT
 
 
 @click.command("model")
@@ -16,9 +17,9 @@ from initcheck.errors import InputError
               help="transformers: HuggingFace's convention read from model.config (initializer_range).")
 @click.option("--samples", "-n", help="Values per parameter, default 1e6.")
 @click.option("--instances", type=int, help="Build exactly this many instances (at least 2).")
-@click.option("--max-instances", type=int, default=500, show_default=True,
+@click.option("--max-instances", type=int, default=DEFAULT_MAX_INSTANCES, show_default=True,
               help="Build at most this many instances.")
-@click.option("--time-limit", type=float, default=60.0, show_default=True,
+@click.option("--time-limit", type=float, default=DEFAULT_TIME_LIMIT, show_default=True,
               help="Start no further instance after this many seconds.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--alpha", type=float, default=1e-6, show_default=True,

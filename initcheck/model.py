@@ -66,7 +66,7 @@ MIN_INSTANCES = 2
 #: At most this many instances unless ``max_instances`` says otherwise.
 DEFAULT_MAX_INSTANCES = 500
 #: Seconds of building and folding after which no further instance is started.
-DEFAULT_TIME_LIMIT = 60.0
+DEFAULT_TIME_LIMIT = 30.0
 #: Values of each parameter compared by the duplicate and seed checks.
 SKETCH = 4096
 #: Fewest values for the duplicate check's "up to scale" (correlation) test.
@@ -277,6 +277,10 @@ def _flat(x):
     return x.reshape(-1)
 
 
+def _copy(x):
+    return x.clone() if _is_torch(x) else np.array(x, copy=True)
+
+
 def _stack(arrays: list):
     if _is_torch(arrays[0]):
         import torch
@@ -378,8 +382,8 @@ class ParameterRow:
                 host = as_float64(x).reshape((1, *tuple(x.shape)))
                 for check in self.draw_checks:
                     check.observe(host, 1)
-            self.pending.append(x)
             batch = max(1, min(self.need, BATCH_VALUES // self.folded_size)) if self.folded_size <= BATCH_BELOW else 1
+            self.pending.append(_copy(x) if batch > 1 else x)  # a factory may hand out the same tensor again
             if len(self.pending) >= batch or last or instance == self.need - 1:
                 self.flush()
         self.folded += 1

@@ -39,6 +39,15 @@ def failed(result) -> set[str]:
     return {r.layer for r in result if r.verdict == "FAIL"}
 
 
+def test_the_docstring_example_runs():
+    import doctest
+
+    from initcheck import model
+
+    failures, tried = doctest.testmod(model)
+    assert tried > 0 and failures == 0
+
+
 # ----------------------------------------------------------------------------- correct models pass
 
 
