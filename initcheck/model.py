@@ -28,14 +28,18 @@ model, a Flax NNX module).  The engine
    * ``fixed rows``: rows fixed by the law (an embedding's padding row) are
      exactly their value in every instance;
    * ``duplicate``: two parameters of one instance equal, or equal up to sign
-     or scale (compared on their first 4,096 values: two independent draws of
-     a continuous law have correlation ~ N(0, 1/4096), so |r| > 0.999 is a
-     copy, never chance; parameters under 16 values are compared for exact
-     equality only);
+     or scale.  Candidates come from their first and last 4,096 values (two
+     independent draws of a continuous law have correlation ~ N(0, 1/4096),
+     so |r| > 0.999 is a copy, never chance; parameters under 16 values are
+     compared for exact equality only) and are confirmed on every value;
    * ``seed``: a random parameter identical in instances 0 and 1 (the factory,
-     or something it calls, ignores the seed or re-seeds alike);
+     or something it calls, ignores the seed or re-seeds alike).
 
-   all under one Holm family at ``alpha``, as one command.
+   Equality is evidence only when two independent draws could not agree by
+   chance: a parameter takes part in these two checks when it holds at least
+   64 random bits (values × mantissa bits: 3 float32 values, 8 bfloat16 ones).
+   The model-level checks are deterministic; the statistical ones of every
+   parameter form one Holm family at ``alpha``, as one command.
 
 The result is a :class:`ModelVerification`: one row per parameter, in the
 model's order.
@@ -71,6 +75,11 @@ DEFAULT_TIME_LIMIT = 30.0
 SKETCH = 4096
 #: Fewest values for the duplicate check's "up to scale" (correlation) test.
 MIN_SCALED = 16
+#: Random bits two independent draws must hold before equal values mean a
+#: copy or an ignored seed (values × mantissa bits of the dtype).
+MIN_BITS = 64
+#: Mantissa bits (with the implicit one) by dtype name.
+MANTISSA_BITS = {"float64": 53, "float32": 24, "float16": 11, "bfloat16": 8}
 #: Correlation above which two parameters are copies up to scale.
 COPY_CORRELATION = 0.999
 #: Parameters of at most this many values are folded a batch of instances at a time,
@@ -364,6 +373,13 @@ class ParameterRow:
         """Whether its law draws (the seed and duplicate checks apply)."""
         return self.checked and self.expectation.law.variance > 0.0
 
+    @property
+    def distinct(self) -> bool:
+        """Whether two independent draws of it can be told apart by equality:
+        at least MIN_BITS random bits (a 16-bit scalar can repeat by chance)."""
+        bits = MANTISSA_BITS.get(self.dtype or self.ref.dtype, 8)
+        return self.size * bits >= MIN_BITS
+
     def observe(self, x, instance: int, last: bool) -> None:
         """One instance's values of this parameter."""
         if instance < MIN_INSTANCES:
@@ -464,10 +480,10 @@ def duplicates(rows: list[ParameterRow], values: Callable[[str], Any] | None = N
     found: dict[str, list[str]] = {}
     groups: dict[int, list[ParameterRow]] = {}
     for row in rows:
-        if not row.sketches or (row.checked and not row.random):
+        if not row.sketches or (row.checked and not row.random) or not row.distinct:
             continue
         sketch = row.sketches[0]
-        if sketch.size < 4 or sketch.spread == 0.0 or not np.all(np.isfinite(sketch.head)):
+        if sketch.spread == 0.0 or not np.all(np.isfinite(sketch.head)):
             continue
         groups.setdefault(sketch.size, []).append(row)
     for members in groups.values():
@@ -524,7 +540,7 @@ def _confirmed(relation: str, a: np.ndarray, b: np.ndarray) -> str:
 
 def seed_check(row: ParameterRow) -> CheckResult | None:
     """A random parameter identical in instances 0 and 1: the seed is ignored."""
-    if not row.random or len(row.sketches) < 2:
+    if not row.random or not row.distinct or len(row.sketches) < 2:
         return None
     same = row.sketches[0].same(row.sketches[1])
     detail = ("identical in instances 0 and 1: the factory (or something it calls) ignores the seed, or re-seeds "
