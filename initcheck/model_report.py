@@ -28,7 +28,7 @@ def render_model(verification, console: Console, title: str = "") -> None:
     table = Table(title=title or None, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
                   collapse_padding=True)
     table.add_column("#", justify="right", no_wrap=True)
-    table.add_column("parameter · layer · dtype", overflow="fold")
+    table.add_column("parameter\nlayer shape dtype", overflow="fold")
     table.add_column("law · from", overflow="fold")
     for name in ("N", "mean", "std vs law", "KS D\n/ crit"):
         table.add_column(name, justify="right", no_wrap=True, overflow="fold")
@@ -40,7 +40,8 @@ def render_model(verification, console: Console, title: str = "") -> None:
             table.add_section()
         previous = module
         what = Text(result.layer, style="bold")
-        what.append(f" · {result.api.split(':')[0]} {_shape(result.shape)} · {result.dtype}", style="dim")
+        layer_type = result.api.split(":")[0].rpartition(".")[0]
+        what.append(f"\n{layer_type} {_shape(result.shape)} {result.dtype}", style="dim")
         law = Text(result.law.describe() if result.law else "—")
         law.append(f"\n{result.initializer}", style="dim")
         table.add_row(str(index), what, law, *_compact_cells(result, marks=True),

@@ -107,8 +107,7 @@ class Rule:
 
     @property
     def label(self) -> str:
-        globs = ", ".join(f'"{g}"' for g in self.globs)
-        return f"rule {self.index} (match {globs})"
+        return f"rule {self.index} ({', '.join(self.globs)})"
 
 
 @dataclass
@@ -141,6 +140,9 @@ class Rules:
             return Expectation(Constant(rule.constant), rule.label, f"constant {rule.constant:g}")
         if rule.spec is None:
             return Unknown(f"skipped by {rule.label}" + (f": {rule.skip_reason}" if rule.skip_reason else ""))
+        if rule.spec.uses_fans and len(shape) < 2:
+            raise InputError(f"{self.path}: {rule.label} on {name}: {rule.spec.scheme} needs fans, and shape "
+                             f"{tuple(shape)} has 1 dimension (add a rule before this one for it)")
         try:
             law, draw_checks = law_of(rule.spec, shape, layout)
         except InputError as error:

@@ -268,7 +268,7 @@ RULE_ERRORS = [
     ("[[rule]]\nmatch = '*'\nscheme = 'constant'\n", "scheme constant needs key 'value'"),
     ("[[rule]]\nmatch = '*'\nscheme = 'xavier'\n", "xavier needs fans"),
     ("[[rule]]\nmatch = '*'\nscheme = 'zeros'\n[[rule]]\nmatch = 'nothing.*'\nscheme = 'ones'\n",
-     "rule 2 (match \"nothing.*\") matches no parameter"),
+     "rule 2 (nothing.*) matches no parameter"),
     ("not toml [", "not valid TOML"),
 ]
 
