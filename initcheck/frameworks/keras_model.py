@@ -18,7 +18,10 @@ So :meth:`KerasModels.build` does what a training script does,
 generator, ``tf.random.set_seed`` when TensorFlow is importable, the global
 ``SeedGenerator`` dropped; ``torch.manual_seed`` on the torch backend), before
 the factory is called (``factory(seed=seed)`` when it takes ``seed``): the same
-seed builds the same weights, two seeds different ones.  An initializer
+seed builds the same weights, two seeds different ones.  What the factory
+returns that is not a Keras layer is handed back as it is (:meth:`accepts`
+then says no); a Keras model whose weights do not exist yet (no input shape) is
+an :class:`InputError`.  An initializer
 constructed with an integer ``seed=`` draws the same values in every instance
 (Keras documents that); the row's text says so.
 
@@ -373,14 +376,18 @@ def _structured_expectation(initializer, shape, source: str):
               "Identity": "eye", "IdentityInitializer": "eye"}.get(name)
     if scheme is None or _structured is None or not hasattr(_structured, "expectation"):
         return None
+    gain = float(initializer.gain)
+    text = f"{_snake(name.replace('Initializer', ''))}(gain={_g(gain)})"
     try:
-        found = _structured.expectation(InitSpec(scheme, gain=float(initializer.gain)), tuple(shape), "keras")
-    except InputError:
-        return None
+        found = _structured.expectation(InitSpec(scheme, gain=gain), tuple(shape), "keras")
+    except InputError as error:
+        return Unknown(f"{source}: {error}")
     if isinstance(found, Expectation):
-        text = found.text or f"{_snake(name)}(gain={_g(float(initializer.gain))})"
-        return replace(found, source=source, text=text)
-    return found
+        return replace(found, source=source, text=found.text or text)
+    if isinstance(found, Unknown):
+        return found
+    law, draw_checks = found  # (law, per-draw checks factory or None)
+    return Expectation(law, source, f"{text}: {law.describe()}", draw_checks=draw_checks)
 
 
 def _seed_note(initializer) -> str:
@@ -417,7 +424,7 @@ class KerasModels(ModelFramework):
         with _seeded(keras, seed):
             model = factory(seed=seed) if _takes(factory, "seed") else factory()
         if not isinstance(model, keras.layers.Layer):
-            raise InputError(f"{_factory_name(factory)} returned {type(model).__name__}, not a Keras model or layer")
+            return model  # another framework's: the engine tries the next adapter (accepts())
         unbuilt = _unbuilt(model)
         if unbuilt is not None:
             what = "model" if unbuilt is model else f"model's layer {unbuilt.name!r}"
@@ -448,6 +455,8 @@ class KerasModels(ModelFramework):
     def values(self, model, ref: ParameterRef):
         keras = _keras()
         variable = self._entries(model)[ref.name][1]
+        if hasattr(variable, "numpy"):
+            return np.asarray(variable.numpy())
         return np.asarray(keras.ops.convert_to_numpy(variable))
 
     # laws ------------------------------------------------------------------
