@@ -7,7 +7,9 @@ Seeding.  NNX has no global generator: every key a module draws comes from the
 ``nnx.Rngs`` it is given.  So the factory must take one of them: a factory with
 a parameter ``rngs`` is called ``factory(rngs=nnx.Rngs(seed))``, else one with
 a parameter ``seed`` is called ``factory(seed=seed)``; a factory that takes
-neither is an :class:`InputError`.  Nothing global is seeded or changed.
+neither and returns an NNX module is an :class:`InputError` (every instance
+would be the same).  Nothing global is seeded or changed.  What is not an NNX
+module is handed back as it is (:meth:`FlaxModels.accepts` then says no).
 
 Names.  Every ``nnx.Param`` (not ``BatchStat`` or other variables), by its
 dotted graph path (``layers.0.kernel``); a Param reached by a second path (a
@@ -306,13 +308,15 @@ class FlaxModels(ModelFramework):
             def call():
                 return factory(seed=seed)
         else:
-            raise InputError(
-                f"{_factory_name(factory)} takes neither `seed` nor `rngs`: NNX has no global generator to seed, "
-                "so an NNX factory must take `seed` (an int) or `rngs` (an nnx.Rngs) and build the model from it")
+            call = factory
         with _recording(nnx) as built:
             model = call()
         if not isinstance(model, nnx.Module):
-            raise InputError(f"{_factory_name(factory)} returned {type(model).__name__}, not a flax.nnx.Module")
+            return model  # another framework's: the engine tries the next adapter (accepts())
+        if call is factory:
+            raise InputError(
+                f"{_factory_name(factory)} takes neither `seed` nor `rngs`: NNX has no global generator to seed, "
+                "so an NNX factory must take `seed` (an int) or `rngs` (an nnx.Rngs) and build the model from it")
         _remember(model, built)
         return model
 
