@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib.util
 import math
 import random
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -28,6 +30,14 @@ def nnx():
     from initcheck.frameworks import flax_model
 
     return flax_model._nnx()
+
+
+def test_importing_the_adapter_imports_no_framework():
+    code = ("import sys; from initcheck.frameworks.flax_model import FlaxModels; "
+            "assert not FlaxModels.accepts(object()); "
+            "print([m for m in ('flax', 'jax') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 @pytest.fixture(scope="module")

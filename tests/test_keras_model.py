@@ -11,6 +11,8 @@ from __future__ import annotations
 import importlib.util
 import math
 import random
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -29,6 +31,14 @@ def keras():
     from initcheck.frameworks import keras_model
 
     return keras_model._keras()
+
+
+def test_importing_the_adapter_imports_no_framework():
+    code = ("import sys; from initcheck.frameworks.keras_model import KerasModels; "
+            "assert not KerasModels.accepts(object()); "
+            "print([m for m in ('keras', 'tensorflow') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 @pytest.fixture(scope="module")
