@@ -179,14 +179,16 @@ def load_adapter(name: str):
 
 
 def _candidates() -> list[str]:
-    """Adapters to try: those whose framework the factory's module imported,
-    else those installed."""
+    """Adapters to try first: those whose framework the factory's module
+    imported (NNX before Keras before torch: NNX and Keras import what they
+    run on), else every installed one, torch first."""
     import importlib.util
 
     imported = [name for name, (_, _, top) in MODEL_ADAPTERS.items() if top in sys.modules]
     if imported:
         return imported
-    return [name for name, (_, _, top) in MODEL_ADAPTERS.items() if importlib.util.find_spec(top) is not None]
+    installed = [name for name, (_, _, top) in MODEL_ADAPTERS.items() if importlib.util.find_spec(top) is not None]
+    return sorted(installed, key=lambda name: name != "torch")
 
 
 def _call(build, factory, seed: int, name: str):
@@ -201,20 +203,30 @@ def _call(build, factory, seed: int, name: str):
 
 
 def first_instance(factory, name: str, seed: int):
-    """(adapter, instance 0, seconds in the factory)."""
-    tried = []
-    for candidate in _candidates():
-        adapter = load_adapter(candidate)
-        started = time.perf_counter()
-        model = _call(adapter.build, factory, seed, name)
-        seconds = time.perf_counter() - started
-        if adapter.accepts(model):
-            return adapter, model, seconds
-        tried.append(adapter.title)
+    """(adapter, instance 0, seconds in the factory).  The first candidate
+    builds it; when what it returned belongs to another framework, that
+    framework's adapter builds it again, seeded its own way."""
+    started = time.perf_counter()
+    candidates = _candidates()
+    adapter = load_adapter(candidates[0])
+    model = _call(adapter.build, factory, seed, name)
+    if not adapter.accepts(model):
+        owner = next((other for other in MODEL_ADAPTERS if other != adapter.name and _accepts(other, model)), None)
+        if owner is None:
+            raise InputError(f"{name} returned {type(model).__name__}, not a model initcheck knows: it must return "
+                             "a torch.nn.Module, a Keras model or a Flax NNX module")
         del model
-    kinds = ", ".join(tried) or "no framework is installed"
-    raise InputError(f"{name} returned something that is not a model initcheck knows (tried {kinds}); "
-                     "it must return a torch.nn.Module, a Keras model or a Flax NNX module")
+        adapter = load_adapter(owner)
+        model = _call(adapter.build, factory, seed, name)
+    return adapter, model, time.perf_counter() - started
+
+
+def _accepts(name: str, model) -> bool:
+    """Whether the adapter ``name`` takes ``model`` (its framework must already
+    be imported for the model to be one of its own)."""
+    if MODEL_ADAPTERS[name][2] not in sys.modules:
+        return False
+    return load_adapter(name).accepts(model)
 
 
 class _python_and_numpy_seeded:
