@@ -119,6 +119,12 @@ A fourth section, "structure", measures in one process what the structure
 checks (positions, draws, copies) cost per value beside the pooled fold they
 ride on (benchmarks/structure_cost.py; a few seconds).
 
+A fifth section, "model", measures ``initcheck model`` on BERT-base (built from
+its config, --preset transformers) and a plain-torch ResNet-50: the whole
+verification of 2 instances against the factory's own time for them, and its
+peak RSS against one instance's (benchmarks/model_cost.py; fresh processes,
+about 3 minutes on 2 cores).
+
     .venv/bin/python benchmarks/bench.py            # every section, about 20 minutes on 2 cores
     .venv/bin/python benchmarks/bench.py --quick    # N = 10^7 only, no per-framework section
     .venv/bin/python benchmarks/bench.py --device cuda   # torch cuda:0, Keras /GPU:0, JAX gpu 0
@@ -1081,9 +1087,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, help="Runs of every kind at every N (default: 3, "
                         "but 1 for the SciPy pipeline at 10^8 and 1 beyond 10^8 in the per-framework "
                         "section); the median is reported.")
-    parser.add_argument("--sections", default="process,frameworks,layers,structure",
-                        help="Comma list of sections to run: process, frameworks, layers, structure "
-                        "(default all four).")
+    parser.add_argument("--sections", default="process,frameworks,layers,structure,model",
+                        help="Comma list of sections to run: process, frameworks, layers, structure, model "
+                        "(default all five).")
     parser.add_argument("--frameworks", help="Comma list for the per-framework and layer-size sections "
                         "(default: every installed one of torch, keras, jax).")
     parser.add_argument("--layer-samples", default=str(LAYER_SAMPLES),
@@ -1096,10 +1102,10 @@ def main() -> None:
     args = parser.parse_args()
     device_name(args.device)  # fail early on a device nobody understands
     sections = set(args.sections.split(","))
-    unknown = sections - {"process", "frameworks", "layers", "structure"}
+    unknown = sections - {"process", "frameworks", "layers", "structure", "model"}
     if unknown:
         raise SystemExit(f"unknown section(s) {', '.join(sorted(unknown))}; "
-                         "expected process, frameworks, layers, structure")
+                         "expected process, frameworks, layers, structure, model")
     layer_samples = int(float(args.layer_samples))
     frameworks = args.frameworks.split(",") if args.frameworks else installed_frameworks()
     framework_sizes = (tuple(int(float(n)) for n in args.framework_sizes.split(",")) if args.framework_sizes
@@ -1143,6 +1149,11 @@ def main() -> None:
         import structure_cost
 
         lines += [""] + structure_cost.render(structure_cost.measure()) + [""]
+    if "model" in sections and device_name(args.device) == "cpu":
+        sys.path.insert(0, str(Path(__file__).parent))
+        import model_cost
+
+        lines += [""] + model_cost.render(model_cost.measure(log=sys.stderr)) + [""]
     lines.append(f"(benchmark wall time {time.perf_counter() - started:.0f} s)")
     print("\n".join(lines))
 
