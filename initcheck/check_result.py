@@ -30,6 +30,9 @@ class CheckResult:
     power_text: str = ""
     #: How far the statistic itself may be off (the histogram's cell mass for KS).
     resolution: float = 0.0
+    #: The number of trials a per-draw check counted (the diagonal signs), for
+    #: its power statement; None elsewhere.
+    sample_size: int | None = None
 
     @property
     def statistical(self) -> bool:

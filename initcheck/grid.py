@@ -27,6 +27,7 @@ framework's own sampling.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,7 +51,45 @@ class Grid:
 
     @classmethod
     def for_law(cls, law, cells: int = HIST_CELLS, segments: int = SEGMENTS) -> Grid:
+        """The grid of ``law``.  A law with an atom inside its grid
+        (``law.atoms``, e.g. the zeros of a sparse matrix) gets its lower end
+        moved out by a few cell widths until the atom lies in the middle of a
+        cell: a cell edge on the atom, or within rounding of it, would put the
+        atom's values on either side of the edge depending on the last bit
+        (:meth:`_atom_inside_a_cell`)."""
         lo, hi = law.grid()
+        grid = cls._of(law, lo, hi, cells, segments)
+        atoms = [a for a in getattr(law, "atoms", ()) if lo < a < hi]
+        return grid._atom_inside_a_cell(law, atoms[0]) if atoms else grid
+
+    def _atom_inside_a_cell(self, law, atom: float) -> Grid:
+        """This grid with ``lo`` lowered until the atom lies inside one of the
+        linear segments (not within 1% of either end) and u(atom) * cells is
+        within a quarter of the middle of a cell.  Inside its segment the
+        atom's mass is spread evenly, so lowering lo by d moves u(atom) * cells
+        by about mass * cells * segment_scale * d, while the law's continuous
+        part of u(atom) does not depend on the grid.  An atom of less than one
+        cell's mass only needs to lie inside a segment: on either side of an
+        edge it moves the KS distance by less than the histogram's resolution."""
+        mass = float(law.cdf(atom) - law.cdf(np.nextafter(atom, -np.inf)))
+        grid = self
+        for _ in range(32):
+            t = (atom - grid.lo) * grid.segment_scale
+            j = min(int(math.floor(t)), grid.segments - 1)
+            if not 0.01 < t - j < 0.99:  # on a segment's end: into the middle of the segment first
+                step = 0.5 / grid.segment_scale
+            else:
+                position = float(grid.cum[j]) + (t - j) * float(grid.slope[j])
+                offset = position - math.floor(position) - 0.5
+                if abs(offset) < 0.25 or mass * grid.cells < 1.0:  # (an atom within one cell: either side will do)
+                    return grid
+                # to the middle of this cell's successor (offset > 0) or of this cell
+                step = (1.0 - offset if offset > 0 else -offset) / (mass * grid.cells * grid.segment_scale)
+            grid = Grid._of(law, grid.lo - step, grid.hi, grid.cells, grid.segments)
+        return grid
+
+    @classmethod
+    def _of(cls, law, lo: float, hi: float, cells: int, segments: int) -> Grid:
         points = np.linspace(lo, hi, segments + 1)
         cdf = law.cdf(points)
         span = cdf[-1] - cdf[0]

@@ -10,6 +10,12 @@ moment, support, a finite interval holding all but a negligible part of its mass
   underlying normal's, not the truncated one's) conditioned on ``low < x < high``
   (absolute bounds).
 
+``Constant(value)``, and the laws of structured initializers (one value of the
+tensor, pooled over its positions; :mod:`initcheck.structured`):
+``OrthogonalEntry(gain, m)`` (an entry of a Haar matrix), ``ZeroInflated(p0,
+base)`` (an atom at 0, else ``base``: ``sparse_``) and ``Exact(what, value,
+ones, size)`` (a tensor fixed by its shape: ``eye_``, ``dirac_``).
+
 The laws are frozen dataclasses: equal parameters, equal laws.
 """
 
@@ -59,6 +65,21 @@ class Law:
     """Interface shared by the three families (see the module docstring)."""
 
     family: str
+    #: True for a tensor fixed by its shape (:class:`Exact`): no statistics,
+    #: only finiteness and the per-draw comparison with the expected tensor.
+    deterministic: bool = False
+
+    @property
+    def atoms(self) -> tuple[float, ...]:
+        """Points of positive mass inside the grid; the histogram grid keeps its
+        cell edges off the first of them (:meth:`initcheck.grid.Grid.for_law`)."""
+        return ()
+
+    @property
+    def untested(self) -> dict[str, str]:
+        """Checks that do not apply to this law, each with the reason
+        (:func:`initcheck.checks.evaluate` leaves them out of the row)."""
+        return {}
 
     @property
     def mean(self) -> float:
@@ -307,3 +328,219 @@ class TruncatedNormal(Law):
         if math.isclose(-a, b, rel_tol=1e-9):
             return f"TN({_fmt(self.mu)}, σ={_fmt(self.sigma)}, cut at ±{_fmt(b)}σ)"
         return f"TN({_fmt(self.mu)}, σ={_fmt(self.sigma)}, [{_fmt(self.low)}, {_fmt(self.high)}])"
+
+
+# Laws of structured initializers (orthogonal, sparse, eye, dirac): the law of
+# one value of the tensor, pooled over its positions.  The values of one draw
+# are dependent (a row of an orthogonal matrix has norm exactly gain); the
+# per-draw facts are checked by :mod:`initcheck.draw_checks`.
+
+
+@dataclass(frozen=True)
+class OrthogonalEntry(Law):
+    """One entry of gain x a Haar-random matrix with orthonormal rows or
+    columns, of long side ``m`` (docs/design.md section 10).
+
+    A row (or column) of the orthonormal side is a uniform unit vector in R^m,
+    and one of its coordinates is 2B - 1 with B ~ Beta((m - 1) / 2, (m - 1) / 2):
+
+        X = gain (2B - 1),   support [-gain, gain],   mean 0,
+        E X^2 = gain^2 / m,  E X^4 = 3 gain^4 / (m (m + 2)),
+        P(X <= x) = I_{(1 + x / gain) / 2}((m - 1) / 2, (m - 1) / 2)
+
+    (I the regularized incomplete beta function).  For m = 1 the entry is
+    +-gain with probability 1/2 each; for m = 2, gain cos(theta) with theta
+    uniform (the arcsine law).
+
+    For m = 1 the atoms are the grid's ends, and the histogram puts a value on
+    an edge in the cell above it, so :meth:`cdf` is P(X < x) at the atoms.
+    """
+
+    gain: float
+    m: int
+    family = "orthogonal_entry"
+
+    @property
+    def mean(self) -> float:
+        return 0.0
+
+    @property
+    def variance(self) -> float:
+        return self.gain**2 / self.m
+
+    @property
+    def fourth_moment(self) -> float:
+        return 3.0 * self.gain**4 / (self.m * (self.m + 2))
+
+    @property
+    def support(self) -> tuple[float, float]:
+        return -self.gain, self.gain
+
+    def cdf(self, x):
+        x = np.asarray(x, dtype=np.float64)
+        u = np.clip((1.0 + x / self.gain) / 2.0, 0.0, 1.0)
+        if self.m == 1:  # +-gain, each with probability 1/2
+            return np.where(x > self.gain, 1.0, np.where(x > -self.gain, 0.5, 0.0))
+        from scipy import special  # the checks import it anyway; laws.py stays light
+
+        a = (self.m - 1) / 2.0
+        return special.betainc(a, a, u)
+
+    @property
+    def untested(self) -> dict[str, str]:
+        if self.m > 1:
+            return {}
+        reason = "a 1 x 1 orthogonal matrix is +-gain: every square equals gain^2 and runs of equal values are chance"
+        return {"variance": reason, "copies": reason}
+
+    def sample(self, rng, size):
+        if self.m == 1:
+            return self.gain * rng.choice([-1.0, 1.0], size)
+        a = (self.m - 1) / 2.0
+        return self.gain * (2.0 * rng.beta(a, a, size) - 1.0)
+
+    def describe(self) -> str:
+        scale = "" if self.gain == 1.0 else f"{_fmt(self.gain)}·"
+        if self.m == 1:
+            return f"±{_fmt(self.gain)} (orthogonal, m=1)"
+        a = _fmt((self.m - 1) / 2)
+        return f"{scale}(2B−1), B~Beta({a}, {a}) (orthogonal, m={self.m})"
+
+
+@dataclass(frozen=True)
+class ZeroInflated(Law):
+    """An atom at 0 of mass ``zero_mass``, else ``base`` (a law of mean 0):
+
+        P(X <= x) = p0 [x >= 0] + (1 - p0) F_base(x),
+        mean 0,  E X^2 = (1 - p0) E B^2,  E X^4 = (1 - p0) E B^4.
+
+    ``torch.nn.init.sparse_`` (p0 = ceil(sparsity rows) / rows, base the
+    normal of std ``std``) and JAX's ``delta_orthogonal`` (every position but
+    the kernel's centre is 0; the centre an orthogonal matrix: ``fixed_zeros``).
+
+    Its histogram grid keeps every cell edge off the atom (:attr:`atoms`).  The
+    copies check does not apply: its bound on chance repeats assumes that two
+    values rarely coincide, and runs of zeros repeat by chance (measured: it
+    fails on independent zero-inflated values at p0 = 0.5).  With
+    ``fixed_zeros`` the positions, independence and draws checks do not apply
+    either: they assume that every position follows the pooled law."""
+
+    zero_mass: float
+    base: Law
+    #: Whether the zeros sit at positions fixed by the shape (delta_orthogonal)
+    #: rather than at random ones (sparse_).
+    fixed_zeros: bool = False
+    family = "zero_inflated"
+
+    def __post_init__(self):
+        if self.base.mean != 0.0:
+            raise ValueError("ZeroInflated takes a base law of mean 0")
+
+    @property
+    def mean(self) -> float:
+        return 0.0
+
+    @property
+    def variance(self) -> float:
+        return (1.0 - self.zero_mass) * self.base.variance
+
+    @property
+    def fourth_moment(self) -> float:
+        return (1.0 - self.zero_mass) * self.base.fourth_moment
+
+    @property
+    def support(self) -> tuple[float, float]:
+        low, high = self.base.support
+        return min(low, 0.0), max(high, 0.0)
+
+    def cdf(self, x):
+        x = np.asarray(x, dtype=np.float64)
+        return self.zero_mass * (x >= 0.0) + (1.0 - self.zero_mass) * self.base.cdf(x)
+
+    @property
+    def untested(self) -> dict[str, str]:
+        if self.zero_mass == 0.0:
+            return {}
+        skipped = {"copies": "runs of zeros repeat by chance; the zeros are checked per draw"}
+        if self.fixed_zeros:
+            reason = ("the zeros sit at fixed positions, so positions differ by design and values at one "
+                      "position are not the pooled law's; the zeros are checked exactly per draw")
+            skipped.update(positions=reason, independence=reason, draws=reason)
+        return skipped
+
+    @property
+    def atoms(self) -> tuple[float, ...]:
+        return (0.0,) if self.zero_mass > 0.0 else ()
+
+    def grid(self) -> tuple[float, float]:
+        return self.base.grid()
+
+    def sample(self, rng, size):
+        values = self.base.sample(rng, size)
+        values[rng.random(size) < self.zero_mass] = 0.0
+        return values
+
+    def describe(self) -> str:
+        return f"{self.zero_mass:.4g}·δ0 + {1.0 - self.zero_mass:.4g}·{self.base.describe()}"
+
+    def to_dict(self) -> dict:
+        return {"family": self.family, "zero_mass": self.zero_mass, "base": self.base.to_dict(),
+                "fixed_zeros": self.fixed_zeros, "text": self.describe()}
+
+
+@dataclass(frozen=True)
+class Exact(Law):
+    """A tensor fixed by its shape, not drawn (``eye_``, ``dirac_``,
+    ``Identity``): ``ones`` of its ``size`` values equal ``value``, the others 0.
+
+    The pooled law is the two-point law (mass f = ones / size at ``value``),
+    with mean f value and variance f (1 - f) value^2, but nothing is random:
+    :func:`initcheck.checks.evaluate` checks only that the values are finite,
+    and the row's per-draw check (:class:`initcheck.draw_checks.ExactTensor`)
+    compares every draw with the expected tensor, value for value."""
+
+    what: str
+    value: float
+    ones: int
+    size: int
+    family = "exact"
+    deterministic = True
+
+    @property
+    def _f(self) -> float:
+        return self.ones / self.size
+
+    @property
+    def mean(self) -> float:
+        return self._f * self.value
+
+    @property
+    def variance(self) -> float:
+        return self._f * (1.0 - self._f) * self.value**2
+
+    @property
+    def fourth_moment(self) -> float:
+        f = self._f
+        return f * (1.0 - f) * ((1.0 - f) ** 3 + f**3) * self.value**4
+
+    @property
+    def support(self) -> tuple[float, float]:
+        return min(0.0, self.value), max(0.0, self.value)
+
+    def cdf(self, x):
+        x = np.asarray(x, dtype=np.float64)
+        low, high = self.support
+        at_low = 1.0 - self._f if self.value > 0 else self._f
+        return np.where(x >= high, 1.0, np.where(x >= low, at_low, 0.0))
+
+    def sample(self, rng, size):
+        values = np.zeros(size)
+        values[rng.random(size) < self._f] = self.value
+        return values
+
+    def grid(self) -> tuple[float, float]:
+        low, high = self.support
+        return low - 1.0, high + 1.0
+
+    def describe(self) -> str:
+        return f"exact: {self.what}"
