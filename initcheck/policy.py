@@ -25,6 +25,7 @@ import math
 from dataclasses import replace
 
 from initcheck.checks import POWER, CheckResult, evaluate, ks_critical, z_critical
+from initcheck.draw_checks import NAMES as DRAW_CHECKS
 from initcheck.laws import Law, standard_normal_quantile
 from initcheck.lowp import sample_dtype
 from initcheck.results import RowResult, Sampled
@@ -101,6 +102,14 @@ def annotate(check: CheckResult, law: Law, summary: Summary, bonferroni_level: f
     if check.name == "independence":
         return replace(check, threshold=z_critical(check.level), power=reach,
                        power_text=f"lag-1 correlation ≥ {reach:.2g}")
+    if check.name == "diagonal signs":
+        from initcheck.draw_checks import signs_power
+
+        found = signs_power(check, bonferroni_level)
+        if found is not None:
+            power, text, threshold = found
+            return replace(check, threshold=threshold, power=power, power_text=text)
+        return check
     if check.name in STRUCTURE_POWER:
         found = STRUCTURE_POWER[check.name](summary, bonferroni_level, check.level)
         if found is not None:
@@ -135,7 +144,8 @@ def _verdict(row: Sampled, checks: list[CheckResult], bonferroni_level: float, s
         failed = [c for c in checks if not c.passed]
         verdict = "FAIL" if failed else "PASS"
         reason = "; ".join(c.detail for c in failed)
-        if failed and row.summary.patterns is not None:
+        # a per-draw check is about the tensor, not the rounding of its values: no WARN for it
+        if failed and row.summary.patterns is not None and not any(c.name in DRAW_CHECKS for c in failed):
             cause = rounding_cause(row.law, row.summary, row.dtype, checks)
             if cause:
                 verdict = "FAIL" if strict else "WARN"

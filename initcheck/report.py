@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 import initcheck
+from initcheck.draw_checks import NAMES as DRAW_CHECKS
 from initcheck.results import RowResult
 
 REPORT_SCHEMA = "initcheck-report/2"
@@ -59,9 +60,10 @@ def _cells(result: RowResult) -> list:
         return ["", "", "", "", "", ""]
     n = f"{summary.total:,}"
     bounds = f"[{summary.minimum:.3g}, {summary.maximum:.3g}]" if summary.count else "no finite value"
-    if result.check("mean") is None:  # a constant law, or too few finite values
+    if result.check("mean") is None:  # a constant or exact law, or too few finite values
         failed = [c for c in result.checks if not c.passed]
-        return [n, "", "", bounds + (" ✗" if failed else ""), "", ""]
+        drawn = "\n".join(f"{c.name}{' ✗' if not c.passed else ' ok'}" for c in result.checks if c.name in DRAW_CHECKS)
+        return [n, "", "", bounds + (" ✗" if failed else ""), "", drawn]
     mean = result.check("mean")
     variance = result.check("variance")
     ks = result.check("ks")
@@ -75,7 +77,7 @@ def _cells(result: RowResult) -> list:
     if finite.statistic:
         bounds += f"\n{int(finite.statistic):,} non-finite ✗"
     ks_text = f"{ks.statistic:.2g} / {ks.threshold:.2g}{_mark(ks.passed)}"
-    others = [c for c in result.checks if c.name in ("spikes", "independence")]
+    others = [c for c in result.checks if c.name in ("spikes", "independence", *DRAW_CHECKS)]
     other_text = "\n".join(f"{c.name}{' ✗' if not c.passed else ' ok'}" for c in others)
     return [n, mean_text, std_text, bounds, ks_text, other_text]
 

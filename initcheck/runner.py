@@ -59,18 +59,21 @@ def run(
                 continue
             started = time.perf_counter()
             try:
-                summary, done.dtype, done.device = sample_row(
-                    plan, row.samples or samples, seed, progress, f"{plan.framework} {row.initializer}")
+                drawn = sample_row(plan, row.samples or samples, seed, progress, f"{plan.framework} {row.initializer}")
+                summary, done.dtype, done.device = drawn
+                draw_results = drawn.draw_checks
             except Interrupted as stop:
                 interrupted, summary = True, stop.summary
                 done.dtype, done.device = stop.dtype or plan.dtype, stop.device or plan.device
                 done.partial = True
+                draw_results = stop.draw_checks
             done.seconds = time.perf_counter() - started
             if summary is None or summary.total == 0:
                 done.reason, done.partial = "not run: interrupted", False
                 continue
             done.law, done.summary = plan.law, summary
-            done.checks = evaluate(plan.law, summary, sample_dtype(done.dtype))
+            # the law's checks, then those made on each whole draw (a structured law's)
+            done.checks = evaluate(plan.law, summary, sample_dtype(done.dtype)) + draw_results
     finally:
         progress.close()
     return Verification(tuple(decide(sampled, alpha, strict)), samples, seed, alpha, strict, interrupted)

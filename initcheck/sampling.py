@@ -25,6 +25,12 @@ C kernel and torch release the GIL), the main thread asks the framework for
 draw i+1.  Only one is ever waiting, so memory stays O(batch + bins) whatever N
 is.
 
+A structured law's plan has per-draw checks (``Plan.draw_checks``, see
+:mod:`initcheck.draw_checks`): a fresh set per run of the row, each shown every
+draw or batch, as a host NumPy array ``(count, *shape)``, in the fold thread
+right after the reducer has folded it; their results come back with the
+summary (:class:`RowDraws`).
+
 What the numbers mean is decided elsewhere (:mod:`initcheck.policy`).
 """
 
@@ -36,6 +42,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from initcheck.draw_checks import host_batch
 from initcheck.frameworks.base import Plan
 from initcheck.progress import Progress
 from initcheck.reducers import reducer_for
@@ -68,12 +75,30 @@ def draw_count(plan: Plan, samples: int) -> int:
 
 
 class Interrupted(Exception):
-    """Ctrl-C during a row; carries the summary of what was folded so far, and
-    the dtype and device of the draws (None when nothing was drawn)."""
+    """Ctrl-C during a row; carries the summary of what was folded so far, the
+    dtype and device of the draws (None when nothing was drawn), and the
+    per-draw checks' results on those draws."""
 
-    def __init__(self, summary: Summary | None, dtype: str | None = None, device: str | None = None):
+    def __init__(self, summary: Summary | None, dtype: str | None = None, device: str | None = None,
+                 draw_checks: list | None = None):
         super().__init__("interrupted")
         self.summary, self.dtype, self.device = summary, dtype, device
+        self.draw_checks = list(draw_checks or [])
+
+
+class RowDraws(tuple):
+    """What :func:`sample_row` returns: it unpacks as ``(summary, dtype,
+    device)``; ``draw_checks`` holds the results of the plan's per-draw checks
+    (empty without them)."""
+
+    def __new__(cls, summary: Summary, dtype: str, device: str, draw_checks=()):
+        row = super().__new__(cls, (summary, dtype, device))
+        row.draw_checks = list(draw_checks)
+        return row
+
+    @property
+    def summary(self) -> Summary:
+        return self[0]
 
 
 def batch_size(plan: Plan) -> int:
@@ -85,17 +110,20 @@ def batch_size(plan: Plan) -> int:
     return per_batch if per_batch >= MIN_BATCH_DRAWS else 1
 
 
-def sample_row(plan: Plan, samples: int, seed: int, progress: Progress, label: str) -> tuple[Summary, str, str]:
+def sample_row(plan: Plan, samples: int, seed: int, progress: Progress, label: str) -> RowDraws:
     """Draw and fold until at least ``samples`` values; returns the row's
     summary and the dtype and device of its draws (a custom function's plan
     learns them from its first draw; the plan itself is never changed, so the
-    same plan run twice gives the same numbers).
+    same plan run twice gives the same numbers), and the per-draw checks'
+    results (:class:`RowDraws`).
 
     On Ctrl-C the draw (or batch) being folded is finished and
     :class:`Interrupted` carries the summary so far."""
     size = math.prod(plan.shape)
     draws = draw_count(plan, samples)
     per_call = batch_size(plan)
+    observers = list(plan.draw_checks()) if plan.draw_checks is not None else []
+    shape = tuple(plan.shape)
     reducer = None
     pending = None
     dtype, device = plan.dtype, plan.device
@@ -112,6 +140,8 @@ def sample_row(plan: Plan, samples: int, seed: int, progress: Progress, label: s
                     if plan.dtype == "?":
                         dtype, device = _array_info(x)
                     reducer = reducer_for(x, plan.law, expected_values=draws * size)
+                if observers:
+                    _observe(observers, x, count, shape)
                 if reducer.asynchronous:  # it only queues device work: a thread would only add latency
                     _fold(reducer, x, count, per_call)
                 else:
@@ -124,8 +154,9 @@ def sample_row(plan: Plan, samples: int, seed: int, progress: Progress, label: s
         except KeyboardInterrupt:
             if pending is not None:
                 pending.result()
-            raise Interrupted(reducer.summary() if reducer is not None else None, dtype, device) from None
-    return reducer.summary(), dtype, device
+            raise Interrupted(reducer.summary() if reducer is not None else None, dtype, device,
+                              [check.result() for check in observers] if reducer is not None else []) from None
+    return RowDraws(reducer.summary(), dtype, device, [check.result() for check in observers])
 
 
 def _fold(reducer, x, count: int, per_call: int) -> None:
@@ -134,3 +165,10 @@ def _fold(reducer, x, count: int, per_call: int) -> None:
         reducer.fold(x)
     else:
         reducer.fold(x, draws=count)
+
+
+def _observe(observers, x, count: int, shape: tuple[int, ...]) -> None:
+    """The per-draw checks see a draw or batch, as ``(count, *shape)`` on the host."""
+    host = host_batch(x, count, shape)
+    for check in observers:
+        check.observe(host, count)

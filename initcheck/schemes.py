@@ -16,7 +16,10 @@ and the distribution turns the variance into a law:
 The named schemes fix mode and gain: xavier/glorot (fan_avg, gain 1 or ``gain``),
 kaiming/he (fan_in or fan_out, gain of the nonlinearity), lecun (fan_in, gain 1).
 Explicit laws (``trunc-normal``, ``normal``, ``uniform``) take their parameters
-as given.
+as given.  Structured schemes (``orthogonal``, ``sparse``, ``eye``, ``dirac``,
+``delta-orthogonal``, ``constant`` and its aliases ``zeros``, ``ones``) have a
+law that depends on the whole shape, and checks of each whole draw:
+:func:`initcheck.structured.expectation` gives both.
 """
 
 from __future__ import annotations
@@ -33,6 +36,23 @@ DISTRIBUTIONS = ("normal", "uniform", "truncated-normal")
 FAN_SCHEMES = ("xavier", "kaiming", "lecun", "variance-scaling")
 #: Schemes whose law is given outright.
 EXPLICIT_SCHEMES = ("trunc-normal", "normal", "uniform")
+#: Schemes whose law depends on the whole shape (initcheck.structured).
+STRUCTURED_SCHEMES = ("orthogonal", "sparse", "eye", "dirac", "delta-orthogonal", "constant", "zeros", "ones")
+#: The parameters each structured scheme takes (beyond none).
+STRUCTURED_PARAMETERS = {
+    "orthogonal": ("gain",),
+    "sparse": ("sparsity", "std"),
+    "eye": ("gain",),
+    "dirac": ("groups",),
+    "delta-orthogonal": ("gain",),
+    "constant": ("value",),
+    "zeros": (),
+    "ones": (),
+}
+#: The value of the constant aliases.
+CONSTANT_ALIASES = {"zeros": 0.0, "ones": 1.0}
+#: torch.nn.init.sparse_'s default std.
+SPARSE_STD = 0.01
 
 #: Nonlinearities of ``torch.nn.init.calculate_gain``.
 NONLINEARITIES = (
@@ -122,6 +142,12 @@ class InitSpec:
     std: float | None = None
     low: float | None = None
     high: float | None = None
+    #: sparse: the fraction of each column set to zero.
+    sparsity: float | None = None
+    #: constant: the value of every entry.
+    value: float | None = None
+    #: dirac: the convolution's groups.
+    groups: int | None = None
 
     def __post_init__(self):
         if self.scheme in FAN_SCHEMES:
@@ -129,8 +155,13 @@ class InitSpec:
                 raise InputError(
                     f"unknown distribution {self.dist!r}; expected one of {', '.join(DISTRIBUTIONS)}"
                 )
+        elif self.scheme in STRUCTURED_SCHEMES:
+            self._validate_structured()
         elif self.scheme not in EXPLICIT_SCHEMES:
             raise InputError(f"unknown scheme {self.scheme!r}")
+        for name in ("sparsity", "value", "groups"):
+            if getattr(self, name) is not None and name not in STRUCTURED_PARAMETERS.get(self.scheme, ()):
+                raise InputError(f"--{name} does not apply to {self.scheme}")
         if self.mode is not None and self.mode not in MODES:
             raise InputError(f"unknown mode {self.mode!r}; expected one of {', '.join(MODES)}")
         if self.nonlinearity is not None:
@@ -159,9 +190,59 @@ class InitSpec:
                     f"N({self.mean}, {self.std})"
                 )
 
+    def _validate_structured(self) -> None:
+        """One-line InputErrors for a structured scheme's parameters."""
+        takes = STRUCTURED_PARAMETERS[self.scheme]
+        for name in ("gain", "std", "scale", "low", "high", "mode", "nonlinearity", "slope", "dist"):
+            if getattr(self, name) is not None and name not in takes:
+                raise InputError(f"--{name} does not apply to {self.scheme}"
+                                 + (f" (it takes {', '.join(f'--{t}' for t in takes)})" if takes else ""))
+        if self.mean != 0.0:
+            raise InputError(f"--mean does not apply to {self.scheme}")
+        if self.scheme == "sparse":
+            if self.sparsity is None:
+                raise InputError("sparse needs --sparsity (the fraction of each column set to zero)")
+            if isinstance(self.sparsity, bool) or not isinstance(self.sparsity, (int, float)) \
+                    or not (math.isfinite(self.sparsity) and 0.0 <= self.sparsity <= 1.0):
+                raise InputError(f"--sparsity must be between 0 and 1, got {self.sparsity}")
+        if self.scheme == "constant":
+            if self.value is None:
+                raise InputError("constant needs --value")
+            if isinstance(self.value, bool) or not isinstance(self.value, (int, float)) or not math.isfinite(self.value):
+                raise InputError(f"--value must be a finite number, got {self.value!r}")
+        if self.scheme == "dirac" and self.groups is not None:
+            if isinstance(self.groups, bool) or not isinstance(self.groups, int) or self.groups < 1:
+                raise InputError(f"--groups must be a positive integer, got {self.groups!r}")
+
     @property
     def uses_fans(self) -> bool:
         return self.scheme in FAN_SCHEMES
+
+    @property
+    def structured(self) -> bool:
+        """Whether the law depends on the whole shape (:mod:`initcheck.structured`)."""
+        return self.scheme in STRUCTURED_SCHEMES
+
+    @property
+    def deterministic(self) -> bool:
+        """Whether the scheme draws nothing: every call gives the same tensor."""
+        return self.scheme in ("eye", "dirac", "constant", "zeros", "ones")
+
+    @property
+    def constant_value(self) -> float | None:
+        """The value of ``constant``, ``zeros`` or ``ones``; None for other schemes."""
+        if self.scheme == "constant":
+            return float(self.value)
+        return CONSTANT_ALIASES.get(self.scheme)
+
+    @property
+    def effective_std(self) -> float:
+        """sparse: the std of the non-zero values (0.01 unless given)."""
+        return SPARSE_STD if self.std is None else self.std
+
+    @property
+    def effective_groups(self) -> int:
+        return 1 if self.groups is None else self.groups
 
     @property
     def effective_mode(self) -> str:
@@ -183,6 +264,16 @@ class InitSpec:
         return 1.0 if self.gain is None else self.gain
 
     def law(self, fan_in: int, fan_out: int) -> Law:
+        """The law from the fans (fan schemes) or the parameters (explicit laws,
+        constants).  A structured law needs the shape:
+        :func:`initcheck.structured.expectation`."""
+        if self.constant_value is not None:
+            from initcheck.laws import Constant
+
+            return Constant(self.constant_value)
+        if self.structured:
+            raise InputError(f"the law of {self.scheme} depends on the weight's shape, not only its fans "
+                             "(initcheck.structured.expectation(spec, shape))")
         if self.uses_fans:
             scale = self.effective_gain**2
             return variance_scaling(scale, self.effective_mode, self.dist, fan_in, fan_out)
@@ -209,4 +300,12 @@ class InitSpec:
             return f"lecun {self.dist}"
         if self.scheme == "variance-scaling":
             return f"variance-scaling {self.dist} (scale {self.scale:g}, {self.effective_mode})"
+        if self.scheme in ("orthogonal", "eye", "delta-orthogonal"):
+            return self.scheme + ("" if self.gain in (None, 1.0) else f" (gain {self.gain:g})")
+        if self.scheme == "sparse":
+            return f"sparse (sparsity {self.sparsity:g}, std {self.effective_std:g})"
+        if self.scheme == "dirac":
+            return "dirac" + ("" if self.effective_groups == 1 else f" (groups {self.groups})")
+        if self.scheme == "constant":
+            return f"constant {self.value:g}"
         return self.scheme

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 
 from initcheck.checks import POWER
+from initcheck.draw_checks import NAMES as DRAW_CHECKS
 from initcheck.results import RowResult
 
 #: Characters XML 1.0 does not allow, even escaped.
@@ -133,7 +134,8 @@ def pass_line(result: RowResult) -> str:
     constant = result.check("constant")
     if constant is not None:
         parts.append(clean(constant.detail))
-    others = [c.name for c in result.checks if c.name in ("finite", "support", "spikes", "independence")]
+    others = [c.name for c in result.checks
+              if c.name in ("finite", "support", "spikes", "independence", *DRAW_CHECKS)]
     if others:
         parts.append(" ".join(f"{name} ok" for name in others))
     power = [c.power_text for c in result.checks if c.power_text]

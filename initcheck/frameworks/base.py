@@ -88,6 +88,9 @@ class Plan:
     samples: int | None = None
     #: ``draw_batch(seed, count)``: ``count`` draws in one call, or None.
     draw_batch: Callable[[int, int], Any] | None = None
+    #: A factory of fresh checks of each whole draw (a structured law's, see
+    #: :mod:`initcheck.draw_checks`), called once per run of the row; or None.
+    draw_checks: Callable[[], list] | None = None
 
     @property
     def key(self) -> str:
