@@ -53,6 +53,11 @@ def scheme_rows(specs: list[InitSpec], layers: list[Layer], frameworks: list, de
         if layer.vector and any(spec.uses_fans for spec in specs):
             raise InputError(f"shape ({layer.out_features},) has 1 dimension; fans need at least 2 (out, in[, "
                              "*kernel]): a 1-d parameter takes an explicit law (trunc-normal, normal, uniform)")
+        for spec in specs:
+            if spec.structured:  # one line, before any framework draws: eye needs 2-d, dirac 3-5-d, ...
+                from initcheck.structured import check_shape
+
+                check_shape(spec, layer.shape("torch"))
     rows = []
     for spec in specs:
         for layer in layers:
@@ -63,7 +68,7 @@ def scheme_rows(specs: list[InitSpec], layers: list[Layer], frameworks: list, de
                 else:
                     plan = framework.plan(spec, layer, device, dtype)
                 label = spec.describe()
-                if reference == "paper" and isinstance(plan, Plan):
+                if reference == "paper" and isinstance(plan, Plan) and not spec.structured:  # (structured: one law)
                     plan.law = spec.law(layer.fan_in, layer.fan_out)
                     label += "\n(against the paper's law)"
                 rows.append(Row(label, layer.describe(), plan))
@@ -136,14 +141,18 @@ def expected_spec(expect, dist=None, gain=None, mode=None, nonlinearity=None, sl
     return InitSpec("trunc-normal", mean=mean, std=std, low=low, high=high)
 
 
-def function_rows(function, name: str, law, label: str, shape: tuple[int, ...], fans: Layer | None) -> list[Row]:
+def function_rows(function, name: str, law, label: str, shape: tuple[int, ...], fans: Layer | None,
+                  draw_checks=None) -> list[Row]:
     """The row of a user's function ``function(shape, seed)`` checked against
-    ``law``; ``fans``, when the law came from them, are shown in the row."""
+    ``law`` (and a structured law's per-draw checks, ``draw_checks``);
+    ``fans``, when the law came from them, are shown in the row."""
     from initcheck.frameworks.custom import custom_plan
 
     check_fits(tuple(shape), "float64")  # the function's dtype is known only once it has drawn
     layer = f"shape {format_shape(shape)}" + (f"\nfan_in {fans.fan_in}, fan_out {fans.fan_out}" if fans else "")
-    return [Row(label, layer, custom_plan(function, name, law, tuple(shape)))]
+    plan = custom_plan(function, name, law, tuple(shape))
+    plan.draw_checks = draw_checks
+    return [Row(label, layer, plan)]
 
 
 def custom_rows(target: str, spec: InitSpec, shapes: list[tuple[int, ...]], layers: list[Layer],

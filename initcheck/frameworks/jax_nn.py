@@ -10,6 +10,15 @@ JAX documents, and draws:
 * ``truncated_normal(stddev, lower, upper)``: mean 0, bounds in units of stddev,
   no correction; ``normal(stddev)``: mean 0; ``uniform(scale)``: U[0, scale).
 
+* ``orthogonal(scale, column_axis=-1)``: the kernel viewed as
+  ``(prod(shape[:-1]), shape[-1])`` (its own column axis last) is scale x a Haar
+  matrix with orthonormal rows or columns (``jax.random.orthogonal``);
+  ``delta_orthogonal(scale)``: 3-5-d kernels with in <= out, zeros but for the
+  kernel's centre, which holds ``orthogonal(scale)`` of ``(in, out)``;
+  ``constant(value)``, ``zeros``, ``ones``.  Their laws and per-draw checks are
+  :func:`initcheck.structured.expectation`'s on the JAX shape.  JAX has no
+  sparse, identity or Dirac initializer.
+
 Kernels are ``(*kernel, in, out)``.  Draw i uses ``jax.random.key(seed_i)``.
 
 Small draws come in batches (:attr:`~initcheck.frameworks.base.Plan.draw_batch`):
@@ -190,6 +199,19 @@ class Jax(Framework):
             return Skip(self.name, "jax.nn.initializers", found, device, dtype, shape)
         api, initializer, law = found
         target = jax_device(device)
+        draw_checks, samples = None, None
+        if spec.structured:
+            from initcheck.structured import expectation
+
+            law, draw_checks = expectation(spec, shape, "keras")
+            samples = 10 * math.prod(shape) if spec.deterministic else None
+            try:  # a dtype its QR has no kernel for (float16, bfloat16)
+                with _precision(dtype), jax.default_device(target):
+                    probe = (2, 2) if spec.scheme == "orthogonal" else (3, 2, 2)
+                    jax.block_until_ready(initializer(jax.random.key(0), probe, dtype))
+            except Exception as error:  # JAX and XLA raise their own error types
+                reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+                return Skip(self.name, api, f"{api} raises on {dtype} {device}: {reason}", device, dtype, shape)
         # The key is made inside the jitted call: made outside, it is a dispatch
         # of its own per draw (milliseconds on a GPU, more than the sampling).
         sample = jax.jit(lambda seed: initializer(jax.random.key(seed), shape, dtype))
@@ -199,12 +221,33 @@ class Jax(Framework):
                 return sample(np.uint32(seed % 2**32))
 
         draw_batch = _Batched(lambda key: initializer(key, shape, dtype), target, dtype)
-        return Plan(self.name, api, law, shape, device, dtype, draw, draw_batch=draw_batch)
+        return Plan(self.name, api, law, shape, device, dtype, draw, samples=samples, draw_batch=draw_batch,
+                    draw_checks=draw_checks)
+
+
+_NO_STRUCTURED = {
+    "sparse": "jax.nn.initializers has no sparse initializer",
+    "eye": "jax.nn.initializers has no identity initializer",
+    "dirac": "jax.nn.initializers has no Dirac initializer (delta_orthogonal puts a random orthogonal matrix "
+             "at the kernel's centre: initcheck delta-orthogonal)",
+}
 
 
 def _initializer(spec, layer):
-    """(api text, initializer, law) or the reason to skip."""
+    """(api text, initializer, law) or the reason to skip; a structured
+    scheme's law comes from the shape (Jax.plan)."""
     init = jax.nn.initializers
+    if spec.structured:
+        if spec.scheme in _NO_STRUCTURED:
+            return _NO_STRUCTURED[spec.scheme]
+        scale = 1.0 if spec.gain is None else spec.gain
+        if spec.scheme == "orthogonal":
+            return _call_text("orthogonal", (scale,)), init.orthogonal(scale), None
+        if spec.scheme == "delta-orthogonal":
+            return _call_text("delta_orthogonal", (scale,)), init.delta_orthogonal(scale), None
+        if spec.scheme == "constant":
+            return _call_text("constant", (spec.constant_value,)), init.constant(spec.constant_value), None
+        return f"jax.nn.initializers.{spec.scheme}", getattr(init, spec.scheme), None
     if spec.uses_fans:
         call = scaling.resolve(spec, normal_means="normal")
         law = call.law(layer.fan_in, layer.fan_out)

@@ -28,6 +28,18 @@ the real function's, under the same law), and once per draw otherwise, on each
 ``(shape)`` slice of the batch in turn, from the same generator seeded once per
 batch.
 
+Structured initializers (``orthogonal_``, ``sparse_``, ``eye_``, ``dirac_``,
+``constant_``, ``zeros_``, ``ones_``) are checked against the law and the
+per-draw checks of :func:`initcheck.structured.expectation` on the weight's
+torch shape.  ``orthogonal_`` batches under vmap (its ``normal_`` takes the
+generator, ``linalg.qr`` is batched); the others are called once per draw of a
+batch, each on a ``(shape)`` slice: ``sparse_`` draws its zeros' rows with
+``torch.randperm``, which takes no generator, so its draws (and batches) run
+with the CPU's global generator seeded inside ``fork_rng``, as layer defaults
+do; the deterministic ones take no generator at all and are drawn ten times.
+A dtype or device the initializer raises on (``orthogonal_``'s QR has no
+16-bit kernel on the CPU) is a SKIP with torch's message.
+
 Layer defaults (``default_rows``) run the module's own ``reset_parameters()``,
 the code ``__init__`` runs, on a module built once on the meta device, with its
 ``weight`` and ``bias`` swapped for batched tensors under vmap
@@ -44,6 +56,7 @@ are drawn one call each by building the real layer, inside ``fork_rng`` too.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 
@@ -150,8 +163,10 @@ class PyTorch(Framework):
             return Skip(self.name, skip[0], skip[1], device, dtype, shape)
         function, kwargs = _initializer(spec)
         api = f"torch.nn.init.{function.__name__}(w{''.join(f', {k}={v!r}' for k, v in kwargs.items())})"
-        law = spec.law(layer.fan_in, layer.fan_out)
         torch_dtype = _DTYPES[dtype]
+        if spec.structured:
+            return self._structured_plan(spec, function, kwargs, api, shape, device, dtype)
+        law = spec.law(layer.fan_in, layer.fan_out)
 
         generator = torch.Generator(device=device)
         # Two weights, used in turn: the runner folds one while the next is drawn
@@ -183,7 +198,7 @@ class PyTorch(Framework):
                         raise
                     looped.append(True)
                     generator.manual_seed(seed)
-            if not spec.uses_fans:  # the law takes nothing from the shape: one real call on the whole batch
+            if not spec.uses_fans:  # an explicit law takes nothing from the shape: one real call on the whole batch
                 function(batch, **kwargs, generator=generator)
                 return batch
             for one_draw in batch:  # each a view of the real shape
@@ -191,6 +206,55 @@ class PyTorch(Framework):
             return batch
 
         return Plan(self.name, api, law, shape, device, dtype, draw, draw_batch=draw_batch)
+
+
+    def _structured_plan(self, spec, function, kwargs, api, shape, device, dtype):
+        """orthogonal_, sparse_, eye_, dirac_, constant_ and its aliases (module docstring)."""
+        from initcheck.structured import expectation
+
+        law, draw_checks = expectation(spec, shape, "torch")
+        torch_dtype = _DTYPES[dtype]
+        random = not spec.deterministic
+        generator = torch.Generator(device=device) if random else None
+        extra = {"generator": generator} if random else {}
+        if spec.scheme == "orthogonal":  # its QR has no kernel for some dtypes and devices
+            try:
+                function(torch.empty((2, 2), dtype=torch_dtype, device=device), **kwargs, **extra)
+            except (RuntimeError, NotImplementedError) as error:
+                reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+                return Skip(self.name, api, f"{api} raises on {dtype} {device}: {reason}", device, dtype, shape)
+        global_rng = spec.scheme == "sparse"  # torch.randperm in sparse_ takes no generator
+
+        def seeded(seed):
+            if generator is not None:
+                generator.manual_seed(seed)
+            return _seeded_global_rng("cpu", seed) if global_rng else contextlib.nullcontext()
+
+        weights = [torch.empty(shape, dtype=torch_dtype, device=device) for _ in range(2)]
+        turn = itertools.count()
+
+        def draw(seed: int) -> torch.Tensor:
+            weight = weights[next(turn) % 2]
+            with seeded(seed):
+                function(weight, **kwargs, **extra)
+            return weight
+
+        buffers = _Buffers(shape, torch_dtype, device)
+        vectorized = torch.func.vmap(lambda w: function(w, **kwargs, **extra), randomness="different") \
+            if spec.scheme == "orthogonal" else None
+
+        def draw_batch(seed: int, count: int) -> torch.Tensor:
+            batch = buffers.next(count)
+            with seeded(seed):
+                if vectorized is not None:
+                    return vectorized(batch)
+                for one_draw in batch:  # each a view of the real shape
+                    function(one_draw, **kwargs, **extra)
+            return batch
+
+        samples = 10 * math.prod(shape) if spec.deterministic else None
+        return Plan(self.name, api, law, shape, device, dtype, draw, samples=samples, draw_batch=draw_batch,
+                    draw_checks=draw_checks)
 
 
 class _Buffers:
@@ -243,6 +307,11 @@ def _unsupported(spec) -> tuple[str, str] | None:
         return f"torch.nn.init.{spec.scheme}_*", f"torch.nn.init has no truncated-normal {spec.scheme} initializer"
     if spec.scheme == "kaiming" and spec.effective_mode == "fan_avg":
         return "torch.nn.init.kaiming_*", "torch.nn.init.kaiming_* has no fan_avg mode"
+    if spec.scheme == "eye" and spec.gain not in (None, 1.0):
+        return "torch.nn.init.eye_", "torch.nn.init.eye_ has no gain (keras.initializers.Identity has)"
+    if spec.scheme == "delta-orthogonal":
+        return "torch.nn.init", ("torch.nn.init has no delta-orthogonal initializer (dirac_ is the deterministic "
+                                 "identity; orthogonal_ fills the whole kernel)")
     return None
 
 
@@ -265,4 +334,18 @@ def _initializer(spec):
         return init.normal_, {"mean": spec.mean, "std": spec.std}
     if spec.scheme == "uniform":
         return init.uniform_, {"a": spec.low, "b": spec.high}
+    if spec.scheme == "orthogonal":
+        return init.orthogonal_, {"gain": 1.0 if spec.gain is None else spec.gain}
+    if spec.scheme == "sparse":
+        return init.sparse_, {"sparsity": spec.sparsity, "std": spec.effective_std}
+    if spec.scheme == "eye":
+        return init.eye_, {}
+    if spec.scheme == "dirac":
+        return init.dirac_, {"groups": spec.effective_groups}
+    if spec.scheme == "constant":
+        return init.constant_, {"val": spec.constant_value}
+    if spec.scheme == "zeros":
+        return init.zeros_, {}
+    if spec.scheme == "ones":
+        return init.ones_, {}
     raise AssertionError(spec.scheme)

@@ -7,6 +7,11 @@ cry wolf on the command's own settings).  It always runs on the CPU.
 A batch of small draws is ``law.sample(rng, count * size)`` reshaped to
 ``(count, *shape)``: the law has no fans or shape of its own, so that is exactly
 ``count`` draws of the law.
+
+A structured scheme's tensors are made whole (:func:`initcheck.structured.sample`:
+a Haar matrix by QR with the sign correction, a sparse matrix's zeros by a
+permutation per column, the exact tensors as they are), with the law and
+per-draw checks of :func:`initcheck.structured.expectation`.
 """
 
 from __future__ import annotations
@@ -34,8 +39,28 @@ class Reference(Framework):
         return ["cpu"]
 
     def plan(self, spec, layer, device, dtype):
+        if spec.structured:
+            return structured_plan(self.name, spec, layer.shape("torch"), dtype)
         law = spec.law(layer.fan_in, layer.fan_out)
         return law_plan(self.name, law, layer.shape("torch"), dtype)
+
+
+def structured_plan(framework: str, spec, shape, dtype) -> Plan:
+    """A plan that makes a structured scheme's tensors with NumPy, seeded per draw (or batch)."""
+    from initcheck.structured import expectation, sample
+
+    law, draw_checks = expectation(spec, tuple(shape), "torch")
+    np_dtype = sample_dtype(dtype)
+
+    def draw_batch(seed: int, count: int) -> np.ndarray:
+        return sample(spec, tuple(shape), np.random.default_rng(seed), count).astype(np_dtype, copy=False)
+
+    def draw(seed: int) -> np.ndarray:
+        return draw_batch(seed, 1)[0]
+
+    samples = 10 * int(np.prod(shape)) if spec.deterministic else None
+    return Plan(framework, f"numpy {spec.scheme} sampler", law, tuple(shape), "cpu", dtype, draw, samples=samples,
+                draw_batch=draw_batch, draw_checks=draw_checks)
 
 
 def law_plan(framework: str, law, shape, dtype) -> Plan:

@@ -10,8 +10,17 @@ Keras documents, and draws:
 * ``TruncatedNormal(mean, stddev)``: cut at mean +- 2 stddev, *no* correction,
   so it can express ``trunc-normal`` only when the bounds are mean +- 2 std.
 
+* ``Orthogonal(gain)``: the kernel viewed as ``(prod(shape[:-1]), shape[-1])``
+  is gain x a Haar matrix with orthonormal rows or columns (the QR of a normal
+  matrix with R's diagonal signs moved into Q); ``Identity(gain)``: 2-d only,
+  gain x ``eye(*shape)``; ``Constant(value)``, ``Zeros()``, ``Ones()``.  Their
+  laws and per-draw checks are :func:`initcheck.structured.expectation`'s on
+  the Keras shape.  Keras has no sparse, Dirac or delta-orthogonal initializer.
+
 Kernels are ``(*kernel, in, out)``.  A single draw builds the initializer with
-an integer seed (Keras then draws deterministically) under ``tf.device``.
+an integer seed (Keras then draws deterministically) under ``tf.device``;
+``Identity`` and the constants take no seed and are drawn ten times, one call
+each.
 
 Small draws come in batches (``Plan.draw_batch``).  Keras documents a
 ``keras.random.SeedGenerator`` as the seed that makes one initializer give new
@@ -337,6 +346,8 @@ class Keras(Framework):
             return Skip(self.name, "keras.initializers", found, device, dtype, shape)
         name, kwargs, law = found
         initializer_class = getattr(keras.initializers, name)
+        if spec.structured:
+            return self._structured_plan(spec, name, kwargs, initializer_class, shape, device, dtype)
 
         def draw(seed: int):
             _start()
@@ -354,6 +365,45 @@ class Keras(Framework):
             return batcher.draws(generator_pairs(_batch_seed(seed), count))
 
         return Plan(self.name, _call_text(name, kwargs), law, shape, device, dtype, draw, draw_batch=draw_batch)
+
+
+    def _structured_plan(self, spec, name, kwargs, initializer_class, shape, device, dtype):
+        """Orthogonal (seeded, batched as the others), Identity and the constants (no seed)."""
+        from initcheck.structured import expectation
+
+        law, draw_checks = expectation(spec, shape, "keras")
+        api = _call_text(name, kwargs)
+        if spec.deterministic:
+            def fixed(seed: int):
+                _start()
+                with tf.device(tf_device(device)):
+                    return initializer_class(**kwargs)(shape, dtype=dtype)
+
+            return Plan(self.name, api, law, shape, device, dtype, fixed, samples=10 * math.prod(shape),
+                        draw_checks=draw_checks)
+
+        def draw(seed: int):
+            _start()
+            initializer = initializer_class(**kwargs, seed=_batch_seed(seed))
+            with tf.device(tf_device(device)):
+                return initializer(shape, dtype=dtype)
+
+        try:  # a dtype its QR has no kernel for (bfloat16)
+            _start()
+            with _quiet(native=False), tf.device(tf_device(device)):
+                initializer_class(**kwargs, seed=0)((2, 2), dtype=dtype)
+        except Exception as error:  # TensorFlow raises its own error types
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            return Skip(self.name, api, f"{api} raises on {dtype} {device}: {reason}", device, dtype, shape)
+        batcher = None
+
+        def draw_batch(seed: int, count: int):
+            nonlocal batcher
+            if batcher is None:
+                batcher = Batcher(initializer_class(**kwargs, seed=0), shape, dtype, device)
+            return batcher.draws(generator_pairs(_batch_seed(seed), count))
+
+        return Plan(self.name, api, law, shape, device, dtype, draw, draw_batch=draw_batch, draw_checks=draw_checks)
 
 
 class _LayerKernels:
@@ -393,8 +443,29 @@ class _LayerKernels:
         return drawn
 
 
+#: Keras 3's initializers of the structured schemes: (class name, its keyword for gain or value).
+_STRUCTURED = {"orthogonal": "Orthogonal", "eye": "Identity", "constant": "Constant", "zeros": "Zeros",
+               "ones": "Ones"}
+_NO_STRUCTURED = {
+    "sparse": "keras.initializers has no sparse initializer",
+    "dirac": "keras.initializers has no Dirac initializer (Identity is 2-d only)",
+    "delta-orthogonal": "keras.initializers has no delta-orthogonal initializer",
+}
+
+
 def _initializer(spec, layer):
     """(class name, kwargs, law) or the reason to skip."""
+    if spec.structured:
+        if spec.scheme in _NO_STRUCTURED:
+            return _NO_STRUCTURED[spec.scheme]
+        name = _STRUCTURED[spec.scheme]
+        if spec.scheme in ("orthogonal", "eye"):
+            kwargs = {"gain": 1.0 if spec.gain is None else spec.gain}
+        elif spec.scheme == "constant":
+            kwargs = {"value": spec.constant_value}
+        else:
+            kwargs = {}
+        return name, kwargs, None  # the law comes from the shape (Keras._structured_plan)
     if spec.uses_fans:
         call = scaling.resolve(spec, normal_means="truncated-normal")
         law = call.law(layer.fan_in, layer.fan_out)
