@@ -4,7 +4,9 @@ A check names *what* draws (``target``) and *what law* it must follow:
 
 * a scheme (:func:`xavier`, :func:`kaiming`, :func:`lecun`,
   :func:`variance_scaling`, :func:`trunc_normal`, :func:`normal`,
-  :func:`uniform`) with ``framework=``: the framework's real initializer of that
+  :func:`uniform`; the structured :func:`orthogonal`, :func:`sparse`,
+  :func:`eye`, :func:`dirac`, :func:`delta_orthogonal`, :func:`constant`)
+  with ``framework=``: the framework's real initializer of that
   scheme, checked against the law the framework documents (PyTorch's
   ``xavier_normal_`` is a plain normal, Keras' and JAX's ``glorot_normal`` a
   normal cut at two sigma);
@@ -13,7 +15,8 @@ A check names *what* draws (``target``) and *what law* it must follow:
   name, with ``expected`` a law (:class:`~initcheck.laws.Normal`,
   :class:`~initcheck.laws.Uniform`, :class:`~initcheck.laws.TruncatedNormal`,
   :class:`~initcheck.laws.Constant`) or a scheme, whose law then takes the fans
-  of ``shape`` (or ``fan_in``/``fan_out``).  A function that also takes a
+  of ``shape`` (or ``fan_in``/``fan_out``); a structured scheme takes the
+  whole shape and adds its per-draw checks (:mod:`initcheck.structured`).  A function that also takes a
   keyword ``count`` may be called as ``fn(shape, seed, count=K)`` for K draws
   at once, shape ``(K, *shape)``.
 
@@ -102,6 +105,43 @@ def uniform(low: float, high: float) -> Scheme:
     return InitSpec("uniform", low=low, high=high)
 
 
+def orthogonal(gain: float = 1.0) -> Scheme:
+    """gain x a Haar-random matrix with orthonormal rows or columns (the weight
+    viewed as 2-d): ``torch.nn.init.orthogonal_``, ``keras.initializers.Orthogonal``,
+    ``jax.nn.initializers.orthogonal``.  Checked per draw (W Wᵀ = gain² I, fair
+    diagonal signs) and against the law of one entry (:class:`~initcheck.laws.OrthogonalEntry`)."""
+    return InitSpec("orthogonal", gain=gain)
+
+
+def sparse(sparsity: float, std: float = 0.01) -> Scheme:
+    """``torch.nn.init.sparse_``: ceil(sparsity x rows) zeros in every column of
+    a 2-d weight, the rest N(0, std)."""
+    return InitSpec("sparse", sparsity=sparsity, std=std)
+
+
+def eye(gain: float = 1.0) -> Scheme:
+    """gain on the diagonal of a 2-d weight, 0 elsewhere: ``torch.nn.init.eye_``
+    (gain 1 only), ``keras.initializers.Identity(gain)``; checked exactly."""
+    return InitSpec("eye", gain=gain)
+
+
+def dirac(groups: int = 1) -> Scheme:
+    """``torch.nn.init.dirac_(w, groups)`` on a 3-5-d convolution weight; checked exactly."""
+    return InitSpec("dirac", groups=groups)
+
+
+def delta_orthogonal(gain: float = 1.0) -> Scheme:
+    """``jax.nn.initializers.delta_orthogonal(gain)``: zeros but for the kernel's
+    centre, which holds gain x an orthogonal (in, out) matrix."""
+    return InitSpec("delta-orthogonal", gain=gain)
+
+
+def constant(value: float) -> Scheme:
+    """Every value equal to ``value``: ``torch.nn.init.constant_`` (``zeros_`` and
+    ``ones_`` for 0 and 1), ``keras.initializers.Constant``, ``jax.nn.initializers.constant``."""
+    return InitSpec("constant", value=value)
+
+
 @dataclass(frozen=True)
 class Check:
     """One thing to verify; see the module docstring for ``target`` and ``expected``.
@@ -164,6 +204,10 @@ class Check:
             layer = fans
         elif self.target.uses_fans:
             raise InputError("the fans are needed: give shape= or fan_in= and fan_out=")
+        elif self.target.structured:
+            from initcheck.structured import default_shape
+
+            layer = Layer.from_shape(default_shape(self.target))
         else:
             layer = Layer.from_shape(requests.DEFAULT_SHAPE)
         frameworks = registry.resolve(self.framework)
@@ -187,7 +231,13 @@ class Check:
                 raise InputError("a function target needs shape= (or fan_in= and fan_out= for a dense layer)")
             shape = fans.shape(self.layout)
         expected = self.expected
-        if isinstance(expected, InitSpec):
+        draw_checks = None
+        if isinstance(expected, InitSpec) and expected.structured:
+            from initcheck.structured import expectation
+
+            law, draw_checks = expectation(expected, shape, self.layout)
+            label = f"expect {expected.describe()}"
+        elif isinstance(expected, InitSpec):
             if expected.uses_fans and fans is None:
                 fans = Layer.from_shape(shape, self.layout)
             law = expected.law(fans.fan_in, fans.fan_out) if expected.uses_fans else expected.law(1, 1)
@@ -203,7 +253,7 @@ class Check:
                 f"scheme (initcheck.xavier(...), ...); got {type(expected).__name__}"
             )
         shown_fans = fans if isinstance(expected, InitSpec) and expected.uses_fans else None
-        return requests.function_rows(function, name, law, label, shape, shown_fans)
+        return requests.function_rows(function, name, law, label, shape, shown_fans, draw_checks)
 
 
 def verify(target, expected: Law | Scheme | None = None, *, shape: Sequence[int] | None = None,

@@ -3,6 +3,7 @@
     initcheck xavier  --dist normal,uniform --fan-in 784 --fan-out 256
     initcheck kaiming --dist normal --shape 128,64,3,3 --nonlinearity relu
     initcheck trunc-normal --std 0.02 --low -2 --high 2
+    initcheck orthogonal --gain 1.4 --shape 256,784
     initcheck custom my_init.py:init --expect xavier --dist uniform --shape 256,784
 
 Every command builds rows (framework x initializer x layer), runs them, prints
@@ -107,9 +108,10 @@ class Options:
             raise InputError(f"--detect must be between 0 and 100%, got {self.detect}")
         return value
 
-    def layers(self, required: bool) -> list[Layer]:
+    def layers(self, required: bool, default: tuple[int, ...] | None = None) -> list[Layer]:
         """The dense layer of --fan-in/--fan-out and every --shape (1-d shapes
-        too, where the fans are not ``required``)."""
+        too, where the fans are not ``required``); none given, the ``default``
+        shape (the explicit laws' dense layer unless set)."""
         layers = []
         if self.fan_in is not None or self.fan_out is not None:
             if self.fan_in is None or self.fan_out is None:
@@ -119,7 +121,7 @@ class Options:
         if not layers:
             if required:
                 raise InputError("the fans are needed: give --fan-in and --fan-out, or --shape")
-            layers.append(Layer.from_shape(requests.DEFAULT_SHAPE))
+            layers.append(Layer.from_shape(default or requests.DEFAULT_SHAPE))
         return layers
 
 
@@ -324,8 +326,8 @@ def detect_samples(rows: list[Row], opts: Options) -> int:
     return samples
 
 
-def check_scheme(specs: list[InitSpec], opts: Options) -> int:
-    layers = opts.layers(required=specs[0].uses_fans)
+def check_scheme(specs: list[InitSpec], opts: Options, default_shape: tuple[int, ...] | None = None) -> int:
+    layers = opts.layers(required=specs[0].uses_fans, default=default_shape)
     device = parse_device(opts.device)
     frameworks = registry.resolve(opts.framework)
     if device != "cpu":
@@ -414,6 +416,83 @@ def trunc_normal(opts, std, mean, low, high):
     """Truncated normal N(mean, std) cut at absolute bounds (PyTorch's trunc_normal_)."""
     spec = InitSpec("trunc-normal", mean=mean, std=std, low=low, high=high)
     return check_scheme([spec], opts)
+
+
+def check_structured(spec: InitSpec, opts: Options) -> int:
+    """A structured scheme's rows, on its default shape when none is given."""
+    from initcheck.structured import default_shape
+
+    return check_scheme([spec], opts, default_shape(spec))
+
+
+@cli.command()
+@click.option("--gain", type=float, default=1.0, show_default=True, help="Scale of the orthogonal matrix.")
+@common_options
+def orthogonal(opts, gain):
+    """gain x a Haar-random matrix with orthonormal rows or columns, the weight
+    viewed as 2-d (PyTorch's orthogonal_, Keras' Orthogonal, JAX's orthogonal):
+    W Wᵀ = gain² I and fair diagonal signs in every draw, entries gain (2B - 1),
+    B ~ Beta((m - 1) / 2, (m - 1) / 2), m the long side."""
+    return check_structured(InitSpec("orthogonal", gain=gain), opts)
+
+
+@cli.command()
+@click.option("--sparsity", type=float, required=True, help="Fraction of each column set to zero.")
+@click.option("--std", type=float, default=0.01, show_default=True, help="Std of the non-zero values.")
+@common_options
+def sparse(opts, sparsity, std):
+    """PyTorch's sparse_ on a 2-d weight: ceil(sparsity x rows) zeros in every
+    column, the rest N(0, std)."""
+    return check_structured(InitSpec("sparse", sparsity=sparsity, std=std), opts)
+
+
+@cli.command()
+@click.option("--gain", type=float, default=1.0, show_default=True, help="Value of the diagonal (Keras' Identity).")
+@common_options
+def eye(opts, gain):
+    """The identity of a 2-d weight (PyTorch's eye_, Keras' Identity), checked
+    value for value in every draw."""
+    return check_structured(InitSpec("eye", gain=gain), opts)
+
+
+@cli.command()
+@click.option("--groups", type=int, default=1, show_default=True, help="Groups of the convolution.")
+@common_options
+def dirac(opts, groups):
+    """PyTorch's dirac_ on a 3-5-d convolution weight (default 128,64,3,3),
+    checked value for value in every draw."""
+    return check_structured(InitSpec("dirac", groups=groups), opts)
+
+
+@cli.command("delta-orthogonal")
+@click.option("--gain", type=float, default=1.0, show_default=True, help="Scale of the orthogonal matrix.")
+@common_options
+def delta_orthogonal(opts, gain):
+    """JAX's delta_orthogonal on a 3-5-d convolution weight (default
+    128,64,3,3): zeros but for the kernel's centre, an orthogonal (in, out) matrix."""
+    return check_structured(InitSpec("delta-orthogonal", gain=gain), opts)
+
+
+@cli.command()
+@click.option("--value", type=float, required=True, help="The value of every entry.")
+@common_options
+def constant(opts, value):
+    """Every value equal to --value (PyTorch's constant_, Keras' Constant, JAX's constant)."""
+    return check_structured(InitSpec("constant", value=value), opts)
+
+
+@cli.command()
+@common_options
+def zeros(opts):
+    """Every value 0 (PyTorch's zeros_, Keras' Zeros, JAX's zeros)."""
+    return check_structured(InitSpec("zeros"), opts)
+
+
+@cli.command()
+@common_options
+def ones(opts):
+    """Every value 1 (PyTorch's ones_, Keras' Ones, JAX's ones)."""
+    return check_structured(InitSpec("ones"), opts)
 
 
 

@@ -10,7 +10,8 @@ A suite is read with the standard library's ``tomllib``::
 
     [[check]]
     name = "glorot"             # optional; errors and reports name the check by it
-    scheme = "xavier"           # xavier kaiming lecun variance-scaling trunc-normal defaults custom
+    scheme = "xavier"           # xavier kaiming lecun variance-scaling trunc-normal orthogonal sparse
+                                # eye dirac delta-orthogonal constant zeros ones defaults custom
     dist = ["normal", "uniform"]
     fans = [[784, 256]]         # dense layers, [fan_in, fan_out] each
     shapes = ["128,64,3,3"]     # weight shapes, read with `layout` (torch by default)
@@ -50,7 +51,10 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-SCHEMES = ("xavier", "kaiming", "lecun", "variance-scaling", "trunc-normal", "defaults", "custom")
+SCHEMES = ("xavier", "kaiming", "lecun", "variance-scaling", "trunc-normal", "orthogonal", "sparse", "eye", "dirac",
+           "delta-orthogonal", "constant", "zeros", "ones", "defaults", "custom")
+#: Structured schemes (initcheck.structured): their shapes default to the command's.
+STRUCTURED = ("orthogonal", "sparse", "eye", "dirac", "delta-orthogonal", "constant", "zeros", "ones")
 FAN_SCHEMES = ("xavier", "kaiming", "lecun", "variance-scaling")
 
 #: Keys whose list values expand into one combination per element.
@@ -64,6 +68,14 @@ SCHEME_KEYS = {
     "lecun": ("dist",),
     "variance-scaling": ("dist", "scale", "mode"),
     "trunc-normal": ("std", "mean", "low", "high"),
+    "orthogonal": ("gain",),
+    "sparse": ("sparsity", "std"),
+    "eye": ("gain",),
+    "dirac": ("groups",),
+    "delta-orthogonal": ("gain",),
+    "constant": ("value",),
+    "zeros": (),
+    "ones": (),
     "defaults": (),
     "custom": ("function", "expect", "dist", "gain", "mode", "nonlinearity", "a", "std", "mean", "bound", "low", "high"),
 }
@@ -79,6 +91,7 @@ _TYPES = {
     "dist": str, "dtype": str, "device": str, "reference": str, "mode": str, "nonlinearity": str,
     "gain": _NUMBER, "a": _NUMBER, "scale": _NUMBER,
     "std": _NUMBER, "mean": _NUMBER, "low": _NUMBER, "high": _NUMBER, "bound": _NUMBER,
+    "sparsity": _NUMBER, "value": _NUMBER, "groups": int,
     "samples": (str, int, float), "seed": int, "alpha": _NUMBER, "strict": bool,
 }
 _TYPE_WORDS = {str: "a string", _NUMBER: "a number", int: "an integer", bool: "true or false",
@@ -240,8 +253,8 @@ def _expand(check: dict, where: str, base: Path, samples_override: int | None) -
         frameworks = registry.resolve(names) if names else []
     else:
         frameworks = registry.resolve(",".join(_listed(names)) if names is not None else None)
-    explicit = scheme == "trunc-normal" or (scheme == "custom" and check.get("expect") in ("normal", "uniform",
-                                                                                            "trunc-normal"))
+    explicit = scheme in ("trunc-normal", *STRUCTURED) or (
+        scheme == "custom" and check.get("expect") in ("normal", "uniform", "trunc-normal"))
     shapes, layers = _layers(check, where, vector=explicit)
     if not layers and scheme in FAN_SCHEMES:
         raise InputError(f"{where}: the fans are needed: give 'fans' or 'shapes'")
@@ -291,6 +304,16 @@ def _combination_rows(scheme, c: dict, shapes, layers, frameworks, base: Path, w
         spec = InitSpec("trunc-normal", mean=float(c.get("mean", 0.0)), std=float(c.get("std", 1.0)),
                         low=float(c.get("low", -2.0)), high=float(c.get("high", 2.0)))
         return requests.scheme_rows([spec], layers or [Layer.from_shape(requests.DEFAULT_SHAPE)], frameworks,
+                                    device, dtype, reference)
+    if scheme in STRUCTURED:
+        from initcheck.structured import default_shape
+
+        keys = {key: c[key] for key in SCHEME_KEYS[scheme] if key in c}
+        for key in ("gain", "sparsity", "std", "value"):
+            if key in keys:
+                keys[key] = float(keys[key])
+        spec = InitSpec(scheme, **keys)
+        return requests.scheme_rows([spec], layers or [Layer.from_shape(default_shape(spec))], frameworks,
                                     device, dtype, reference)
     if scheme == "variance-scaling":
         spec = InitSpec("variance-scaling", c.get("dist", "truncated-normal"), scale=float(c.get("scale", 1.0)),
