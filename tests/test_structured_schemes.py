@@ -439,3 +439,24 @@ def test_cli_bad_input_is_one_line_and_exit_2(cli, args, message):
     code, out, err = cli(*args, "-f", "torch", "-n", "1e4", "--no-progress")
     assert code == 2, (out, err)
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("args", [
+    ("orthogonal", "--shape", "16,24"),
+    ("sparse", "--sparsity", "0.5", "--shape", "16,24"),
+    ("eye", "--shape", "4,6"),
+    ("delta-orthogonal", "--shape", "8,4,3,3"),
+])
+def test_structured_reports_validate_against_the_schema(cli, tmp_path, args):
+    import json
+    from importlib import resources
+
+    import jsonschema
+
+    schema = json.loads(resources.files("initcheck").joinpath("schemas/report-2.schema.json").read_text("utf-8"))
+    path = tmp_path / "report.json"
+    code, out, err = cli(*args, "-f", "torch,reference", "-n", "1e4", "--no-progress", "-q", "--json", path)
+    assert code == 0, (out, err)
+    report = json.loads(path.read_text())
+    jsonschema.validate(report, schema)
+    assert any(c["name"] in ("orthogonal", "zeros per column", "exact") for row in report["rows"] for c in row["checks"])
