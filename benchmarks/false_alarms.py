@@ -25,20 +25,29 @@ COMMANDS = [
     ["kaiming", "--dist", "normal,uniform", "--shape", "128,64,3,3", "--nonlinearity", "relu"],
     ["lecun", "--dist", "normal,uniform,truncated-normal", "--fan-in", "512", "--fan-out", "512"],
     ["trunc-normal", "--std", "0.02", "--low", "-0.04", "--high", "0.04"],
+    ["orthogonal", "--shape", "256,784", "--shape", "784,256", "--shape", "64,64", "--shape", "128,64,3,3"],
+    ["sparse", "--sparsity", "0.9", "--shape", "256,784", "--shape", "64,64"],
+    ["eye"],
+    ["dirac", "--groups", "2"],
+    ["delta-orthogonal"],
+    ["constant", "--value", "0.3"],
 ]
+#: The structured schemes' commands (``--structured`` runs only these).
+STRUCTURED = COMMANDS[4:]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--samples", default="1e7")
+    parser.add_argument("--structured", action="store_true", help="only the structured schemes' commands")
     args = parser.parse_args()
     initcheck = str(Path(sys.executable).with_name("initcheck"))
     verdicts: Counter = Counter()
     failures = []
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as folder:
-        for command in COMMANDS:
+        for command in STRUCTURED if args.structured else COMMANDS:
             for seed in range(args.seeds):
                 report = Path(folder) / "report.json"
                 line = [initcheck, *command, "-n", args.samples, "--seed", str(seed), "-q", "--no-progress",

@@ -321,7 +321,9 @@ def detect_samples(rows: list[Row], opts: Options) -> int:
     if not plans:
         return parse_samples(DEFAULT_SAMPLES)
     level = opts.alpha / (CHECKS_PER_ROW * len(plans))
-    samples = max(MIN_SAMPLES, max(samples_to_detect(p.law, opts.detect_error, level) for p in plans))
+    # a constant or exact law has no std to get wrong: its rows draw what they need (ten draws)
+    drawn = [p for p in plans if p.law.variance > 0.0 and not p.law.deterministic]
+    samples = max(MIN_SAMPLES, max((samples_to_detect(p.law, opts.detect_error, level) for p in drawn), default=0))
     click.echo(f"initcheck: --detect {opts.detect}: {samples:,} values per row", err=True)
     return samples
 
@@ -429,8 +431,8 @@ def check_structured(spec: InitSpec, opts: Options) -> int:
 @click.option("--gain", type=float, default=1.0, show_default=True, help="Scale of the orthogonal matrix.")
 @common_options
 def orthogonal(opts, gain):
-    """gain x a Haar-random matrix with orthonormal rows or columns, the weight
-    viewed as 2-d (PyTorch's orthogonal_, Keras' Orthogonal, JAX's orthogonal):
+    """Orthogonal: gain x a Haar-random matrix with orthonormal rows or columns,
+    the weight viewed as 2-d (PyTorch's orthogonal_, Keras' Orthogonal, JAX's orthogonal):
     W Wᵀ = gain² I and fair diagonal signs in every draw, entries gain (2B - 1),
     B ~ Beta((m - 1) / 2, (m - 1) / 2), m the long side."""
     return check_structured(InitSpec("orthogonal", gain=gain), opts)
@@ -441,8 +443,8 @@ def orthogonal(opts, gain):
 @click.option("--std", type=float, default=0.01, show_default=True, help="Std of the non-zero values.")
 @common_options
 def sparse(opts, sparsity, std):
-    """PyTorch's sparse_ on a 2-d weight: ceil(sparsity x rows) zeros in every
-    column, the rest N(0, std)."""
+    """Sparse: ceil(sparsity x rows) zeros in every column of a 2-d weight, the
+    rest N(0, std) (PyTorch's sparse_)."""
     return check_structured(InitSpec("sparse", sparsity=sparsity, std=std), opts)
 
 
@@ -459,8 +461,8 @@ def eye(opts, gain):
 @click.option("--groups", type=int, default=1, show_default=True, help="Groups of the convolution.")
 @common_options
 def dirac(opts, groups):
-    """PyTorch's dirac_ on a 3-5-d convolution weight (default 128,64,3,3),
-    checked value for value in every draw."""
+    """Dirac: the identity of a 3-5-d convolution weight (PyTorch's dirac_;
+    default shape 128,64,3,3), checked value for value in every draw."""
     return check_structured(InitSpec("dirac", groups=groups), opts)
 
 
@@ -468,8 +470,8 @@ def dirac(opts, groups):
 @click.option("--gain", type=float, default=1.0, show_default=True, help="Scale of the orthogonal matrix.")
 @common_options
 def delta_orthogonal(opts, gain):
-    """JAX's delta_orthogonal on a 3-5-d convolution weight (default
-    128,64,3,3): zeros but for the kernel's centre, an orthogonal (in, out) matrix."""
+    """Delta-orthogonal: zeros but for the kernel's centre, an orthogonal (in,
+    out) matrix (JAX's delta_orthogonal; default shape 128,64,3,3)."""
     return check_structured(InitSpec("delta-orthogonal", gain=gain), opts)
 
 
