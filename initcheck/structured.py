@@ -112,12 +112,12 @@ def _checked(shape, layout: str) -> tuple[int, ...]:
     if layout not in LAYOUTS:
         raise InputError(f"unknown layout {layout!r}; expected one of {', '.join(LAYOUTS)}")
     try:
-        shape = tuple(int(d) for d in shape)
-    except (TypeError, ValueError):
+        dims = tuple(shape)
+    except TypeError:
         raise InputError(f"shape must be a sequence of positive integers, got {shape!r}") from None
-    if not shape or any(d < 1 for d in shape):
+    if not dims or any(isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1 for d in dims):
         raise InputError(f"shape must be a sequence of positive integers, got {shape!r}")
-    return shape
+    return tuple(int(d) for d in dims)
 
 
 def matrix_sides(shape: tuple[int, ...], layout: str) -> tuple[int, int]:
