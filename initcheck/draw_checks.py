@@ -31,10 +31,9 @@ it (``delta_orthogonal``'s kernel centre):
     sqrt(n) on large matrices and at most 9 eps on small ones (measured in
     float32 and float64: 10^5 draws each of 2 x 2 to 4 x 4 from torch and
     JAX, 1,500 from Keras, and draws up to 1024 x 1024; Keras' float16 QR
-    0.64 eps sqrt(n)), so
-    the tolerance is 4 x or more above what a correct initializer shows, and
-    far below the 4.5 / sqrt(m) a Gaussian (non-orthogonal) matrix shows in
-    float32 and float64.  In float16 above m = 1000 or so the two meet: the
+    0.64 eps sqrt(n)), so the tolerance is 3 x or more above what a correct
+    initializer shows, and far below the 4.5 / sqrt(m) a Gaussian
+    (non-orthogonal) matrix shows in float32 and float64.  In float16 above m = 1000 or so the two meet: the
     check cannot tell them apart there.
 ``diagonal signs`` (statistical)
     Over all draws, the signs of W[i, i], i < min(r, c).  Left-multiplying
