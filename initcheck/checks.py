@@ -139,6 +139,33 @@ def check_variance(law: Law, summary: Summary) -> CheckResult:
     return CheckResult("variance", z, detail, pvalue=two_sided_pvalue(z))
 
 
+#: (law, grid) -> (edges, law CDF at the edges), most recent last: the rows of
+#: one command share a few laws (a model's 200 parameters, a handful), and a
+#: normal CDF over 2^16 edges costs milliseconds.
+_EDGE_CDFS: dict = {}
+_EDGE_CDFS_KEPT = 32
+
+
+def law_cdf_at_edges(law: Law, grid) -> tuple[np.ndarray, np.ndarray]:
+    """(edges of ``grid``, ``law.cdf`` at them), read-only, cached per law and grid."""
+    try:
+        key = (law, grid.lo, grid.hi, grid.cells, grid.cum.tobytes())
+        hash(key)
+    except TypeError:  # a law that cannot be hashed: computed each time
+        key = None
+    found = _EDGE_CDFS.get(key) if key is not None else None
+    if found is None:
+        edges = grid.edges()
+        found = (edges, np.asarray(law.cdf(edges), dtype=np.float64))
+        for array in found:
+            array.setflags(write=False)
+        if key is not None:
+            _EDGE_CDFS[key] = found
+            while len(_EDGE_CDFS) > _EDGE_CDFS_KEPT:
+                del _EDGE_CDFS[next(iter(_EDGE_CDFS))]
+    return found
+
+
 @dataclass(frozen=True)
 class KSDistance:
     """KS distance bracketed from a histogram: lower <= D <= upper."""
@@ -150,8 +177,7 @@ class KSDistance:
 
 def ks_distance(law: Law, summary: Summary) -> KSDistance:
     n = summary.count
-    edges = summary.grid.edges()
-    law_cdf = law.cdf(edges)
+    edges, law_cdf = law_cdf_at_edges(law, summary.grid)
     sample_cdf = summary.counts_below_edges() / n
     gaps = np.abs(sample_cdf - law_cdf)
     k = int(np.argmax(gaps))
@@ -194,8 +220,7 @@ def _cell_masses(law: Law, summary: Summary, dtype: np.dtype) -> tuple[np.ndarra
     A bounded law puts no mass at or beyond its bounds, yet a correct sampler in
     floating point can round onto the bound; each end cell of a bounded law is
     allowed the law's mass within one ulp of the bound."""
-    edges = summary.grid.edges()
-    cdf = law.cdf(edges)
+    edges, cdf = law_cdf_at_edges(law, summary.grid)
     inner = np.diff(cdf)
     below, above = cdf[0], 1.0 - cdf[-1]
     if law.bounded:

@@ -370,7 +370,7 @@ class ParameterRow:
             elif expectation.law.variance == 0.0:
                 self.need = MIN_INSTANCES
             else:
-                self.need = max(MIN_INSTANCES, math.ceil(self.samples / self.folded_size))
+                self.need = math.ceil(self.samples / self.folded_size)  # the seed check needs no fold
             if expectation.draw_checks is not None:
                 self.draw_checks = list(expectation.draw_checks())
         else:
@@ -412,12 +412,14 @@ class ParameterRow:
                     check.observe(host, 1)
             batch = max(1, min(self.need, BATCH_VALUES // self.folded_size)) if self.folded_size <= BATCH_BELOW else 1
             self.pending.append(_copy(x) if batch > 1 else x)  # a factory may hand out the same tensor again
-            if len(self.pending) >= batch or last or instance == self.need - 1:
-                self.flush()
+            final = last or instance == self.need - 1
+            if len(self.pending) >= batch or final:
+                self.flush(final)
         self.folded += 1
         self.seconds += time.perf_counter() - started
 
-    def flush(self) -> None:
+    def flush(self, final: bool = True) -> None:
+        """Fold the pending instances; ``final``: no instance of this row follows."""
         if not self.pending:
             return
         from initcheck.reducers import reducer_for
@@ -428,6 +430,8 @@ class ParameterRow:
         if self.reducer is None:
             self.reducer = reducer_for(x if count == 1 else x[0], self.expectation.law,
                                        expected_values=self.need * self.folded_size)
+        if final and hasattr(self.reducer, "no_more_draws"):
+            self.reducer.no_more_draws()
         if count == 1:
             self.reducer.fold(x)
         else:
@@ -451,8 +455,8 @@ class ParameterRow:
             self.keep = _index(x, keep)
         return x[self.keep]
 
-    def own_checks(self) -> list[CheckResult]:
-        """The row's checks, before the model-level ones."""
+    def own_checks(self, summary) -> list[CheckResult]:
+        """The row's checks on its ``summary``, before the model-level ones."""
         from initcheck.checks import evaluate
         from initcheck.lowp import sample_dtype
 
@@ -466,7 +470,7 @@ class ParameterRow:
                 detail = (f"{'; '.join(self.fixed_bad)}; wrong in {self.fixed_bad_instances} of {self.folded} "
                           "instances")
             checks.append(CheckResult("fixed rows", float(len(self.fixed_bad)), detail, passed=not self.fixed_bad))
-        checks += evaluate(self.expectation.law, self.reducer.summary(), sample_dtype(self.dtype))
+        checks += evaluate(self.expectation.law, summary, sample_dtype(self.dtype))
         return checks + [check.result() for check in self.draw_checks]
 
 
@@ -504,7 +508,9 @@ def duplicates(rows: list[ParameterRow], values: Callable[[str], Any] | None = N
         heads = np.stack([m.sketches[0].head for m in members])
         centred = heads - heads.mean(axis=1, keepdims=True)
         norms = np.linalg.norm(centred, axis=1)
-        correlation = (centred @ centred.T) / np.outer(norms, norms)
+        # einsum, not BLAS: with a framework's threads already spinning, a BLAS
+        # matmul this small took a quarter of a second to start
+        correlation = np.einsum("ik,jk->ij", centred, centred) / np.outer(norms, norms)
         for i in range(len(members)):
             for j in range(i + 1, len(members)):
                 relation = _relation(members[i].sketches[0], members[j].sketches[0], correlation[i, j])
@@ -608,8 +614,7 @@ def verify_model(target, *, rules=None, preset: str | None = None, samples: int 
     built, stopped, copies = 0, "", {}
     try:
         while True:
-            for row in rows:
-                row.observe(adapter.values(model, row.ref), built, last=built == wanted - 1)
+            _observe_all(rows, adapter, model, built, last=built == wanted - 1)
             if built == 0:
                 note = getattr(adapter, "duplicate_note", None)
                 by_name = {row.ref.name: row.ref for row in rows}
@@ -620,8 +625,7 @@ def verify_model(target, *, rules=None, preset: str | None = None, samples: int 
             del model
             if built >= wanted:
                 break
-            elapsed = time.perf_counter() - started
-            if instances is None and elapsed > time_limit:
+            if instances is None and time.perf_counter() - started > time_limit:
                 stopped = f"the time limit ({time_limit:g} s)"
                 break
             before = time.perf_counter()
@@ -644,6 +648,14 @@ def verify_model(target, *, rules=None, preset: str | None = None, samples: int 
     return ModelVerification(results, samples, seed, alpha, strict, interrupted="interrupt" in stopped,
                              target=name, framework=adapter.name, instances=built, stopped=stopped, tied=tied,
                              build_seconds=build_seconds, check_seconds=total - build_seconds)
+
+
+def _observe_all(rows: list[ParameterRow], adapter, model, instance: int, last: bool) -> None:
+    """One instance's values of every parameter, folded.  (Folding the
+    parameters side by side in threads gained nothing measurable on two
+    cores: the folds are memory-bound and the rest holds the GIL.)"""
+    for row in rows:
+        row.observe(adapter.values(model, row.ref), instance, last)
 
 
 def _check_numbers(samples, instances, max_instances, time_limit, seed, alpha) -> None:
@@ -669,9 +681,21 @@ def _same_parameters(adapter, model, refs: list[ParameterRef], index: int, name:
                          "build the same model every time")
 
 
+def _checked(row: ParameterRow):
+    """(summary, own checks) of a row that folded values, else (None, [])."""
+    if not row.checked or row.reducer is None:
+        return None, []
+    summary = row.reducer.summary()
+    checks = row.own_checks(summary)
+    row.reducer = None  # its summary is all that is needed now
+    return summary, checks
+
+
 def _sampled(rows: list[ParameterRow], adapter, samples: int, copies: dict[str, list[str]]) -> list[Sampled]:
+    """Each row's :class:`Sampled`: its summary and checks, the model-level checks first."""
+    checked = [_checked(row) for row in rows]  # (mostly Python: threads would only contend for the GIL)
     sampled = []
-    for row in rows:
+    for row, (summary, own) in zip(rows, checked):
         ref, expectation = row.ref, row.expectation
         api = f"{ref.layer_type}.{ref.attribute}"
         done = Sampled(expectation.source if row.checked else "no law", ref.name, adapter.name, api, ref.shape,
@@ -682,12 +706,9 @@ def _sampled(rows: list[ParameterRow], adapter, samples: int, copies: dict[str, 
             continue
         done.api = f"{api}: {expectation.text}" if expectation.text else api
         done.law, done.seconds = expectation.law, row.seconds
-        if row.reducer is None:  # every value is a fixed row
-            done.summary = None
+        if summary is None:  # every value is a fixed row
             done.reason = "every value is fixed by the law"
-        else:
-            done.summary = row.reducer.summary()
-            done.checks = row.own_checks()
+        done.summary, done.checks = summary, own
         model_level = []  # first, so that the reason leads with them
         seed = seed_check(row)
         if seed is not None:

@@ -73,6 +73,12 @@ class HostReducer:
             self._structure = fold_structure(self._structure, self._summary.ref, draw_shape, x, count,
                                              expected=self._expected)
 
+    def no_more_draws(self) -> None:
+        """The next fold is the last: its draw need not be kept as the
+        neighbour of one that will never come (a model's parameter folded
+        over a known number of instances)."""
+        self._chain.keep = False
+
     def _fold_values(self, x: np.ndarray) -> None:
         """The kernel's fold of float32/float64 values, the cells moved to int64 in time."""
         s, g = self._summary, self._summary.grid
@@ -146,6 +152,10 @@ class PatternReducer:
             self._structure = TorchStructure(law.mean, device, itemsize=2, expected_values=expected_values)
         #: On a device, ``fold`` only queues work (see TorchReducer).
         self.asynchronous = device is not None
+
+    def no_more_draws(self) -> None:
+        """As :meth:`HostReducer.no_more_draws` (the host path keeps the last draw)."""
+        self._chain.keep = False
 
     def fold(self, x, draws: int | None = None) -> None:
         """Fold one draw, or with ``draws=K`` the K draws stacked along x's first axis."""
@@ -250,6 +260,8 @@ class PairChain:
         self._ref, self._out = ref, out
         self._previous: np.ndarray | None = None
         self._scratch = np.zeros(12)
+        #: False once the caller said no draw follows: the last one is not kept.
+        self.keep = True
 
     def fold(self, values: np.ndarray, draws: int, row_length: int, finite: bool) -> None:
         """Add the pairs of ``draws`` draws, flat in ``values``.  With ``finite``
@@ -275,6 +287,9 @@ class PairChain:
             if not clean[-1]:
                 self._previous = None
                 return
+        if not self.keep:
+            self._previous = None
+            return
         last = values[(draws - 1) * n :]
         if previous is None:
             previous = np.empty_like(last)
@@ -322,8 +337,11 @@ class PairChain:
             self._scratch[:] = 0.0
             kernels.pairs(head, previous, 0, self._ref, self._scratch, head.size)
             self._out.reshape(-1)[8:12] += self._scratch[8:12]
-        else:
+        elif self.keep:
             previous = np.empty_like(head)
+        if not self.keep:
+            self._previous = None
+            return
         np.copyto(previous, head)
         self._previous = previous
 
