@@ -298,6 +298,13 @@ def _flat(x):
     return x.reshape(-1)
 
 
+def _sixteen_bits(x) -> bool:
+    """Whether ``x`` holds float16 or bfloat16 values (their reducer counts bit patterns)."""
+    from initcheck.lowp import sixteen_bit_name
+
+    return sixteen_bit_name(x) is not None
+
+
 def _copy(x):
     return x.clone() if _is_torch(x) else np.array(x, copy=True)
 
@@ -428,8 +435,14 @@ class ParameterRow:
         x = self.pending[0] if count == 1 else _stack(self.pending)
         self.pending = []
         if self.reducer is None:
-            self.reducer = reducer_for(x if count == 1 else x[0], self.expectation.law,
-                                       expected_values=self.need * self.folded_size)
+            law = self.expectation.law
+            if law.variance == 0.0 and not law.deterministic and not _sixteen_bits(x):
+                from initcheck.reducers.host import ConstantReducer
+
+                self.reducer = ConstantReducer(law)
+            else:
+                self.reducer = reducer_for(x if count == 1 else x[0], law,
+                                           expected_values=self.need * self.folded_size)
         if final and hasattr(self.reducer, "no_more_draws"):
             self.reducer.no_more_draws()
         if count == 1:
