@@ -27,9 +27,11 @@ is.
 
 A structured law's plan has per-draw checks (``Plan.draw_checks``, see
 :mod:`initcheck.draw_checks`): a fresh set per run of the row, each shown every
-draw or batch, as a host NumPy array ``(count, *shape)``, in the fold thread
-right after the reducer has folded it; their results come back with the
-summary (:class:`RowDraws`).
+draw or batch, as a host NumPy array ``(count, *shape)``, in the main thread
+as soon as it is drawn, while the fold thread still folds the one before
+(their matrix products use NumPy's BLAS threads, which beside a framework's
+own QR threads on a small machine slowed both several-fold); their results
+come back with the summary (:class:`RowDraws`).
 
 What the numbers mean is decided elsewhere (:mod:`initcheck.policy`).
 """
