@@ -374,8 +374,8 @@ class ParameterRow:
             self.folded_size = self.size - len(self.fixed) * row_size
             if self.folded_size <= 0:
                 self.need = MIN_INSTANCES
-            elif expectation.law.variance == 0.0:
-                self.need = MIN_INSTANCES
+            elif expectation.law.variance == 0.0 or expectation.law.deterministic:
+                self.need = MIN_INSTANCES  # exact values: two instances show them
             else:
                 self.need = math.ceil(self.samples / self.folded_size)  # the seed check needs no fold
             if expectation.draw_checks is not None:
@@ -390,7 +390,8 @@ class ParameterRow:
     @property
     def random(self) -> bool:
         """Whether its law draws (the seed and duplicate checks apply)."""
-        return self.checked and self.expectation.law.variance > 0.0
+        law = self.expectation.law if self.checked else None
+        return law is not None and law.variance > 0.0 and not law.deterministic
 
     @property
     def distinct(self) -> bool:

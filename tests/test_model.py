@@ -339,3 +339,41 @@ def test_pytest_plugin_model_fixture_in_a_subprocess(tmp_path):
     assert "1 failed, 1 passed" in out
     assert "6 parameters: 6 FAIL" in out and "identical in instances 0 and 1" in out
     assert "Traceback" not in out
+
+
+# ----------------------------------------------------------------------------- structured laws in rules
+
+STRUCTURED_RULES = [
+    {"match": "0.weight", "scheme": "orthogonal"},
+    {"match": "1.weight", "scheme": "orthogonal", "gain": 2.0},
+    {"match": "2.weight", "scheme": "dirac"},
+    {"match": ["*.bias"], "scheme": "zeros"},
+]
+
+
+def structured(qr_without_signs: bool):
+    def factory():
+        net = nn.Sequential(nn.Linear(32, 64), nn.Linear(64, 64), nn.Conv2d(8, 8, 3))
+        with torch.no_grad():
+            if qr_without_signs:  # the classic bug: Q of a QR, its signs left as LAPACK made them
+                net[0].weight.copy_(torch.linalg.qr(torch.randn(64, 32))[0])
+            else:
+                nn.init.orthogonal_(net[0].weight)
+            nn.init.orthogonal_(net[1].weight, gain=2.0)
+            nn.init.dirac_(net[2].weight)
+            for layer in net:
+                nn.init.zeros_(layer.bias)
+        return net
+
+    return factory
+
+
+def test_rules_take_the_structured_schemes():
+    result = initcheck.verify_model(structured(False), rules=STRUCTURED_RULES, samples=100_000, max_instances=30)
+    assert result, str(result)
+    found = rows(result)
+    assert found["0.weight"].check("orthogonal").passed and found["1.weight"].law.describe().startswith("2·")
+    assert found["2.weight"].check("seed") is None  # an exact tensor is the same in every instance, by design
+    broken = initcheck.verify_model(structured(True), rules=STRUCTURED_RULES, samples=100_000, max_instances=30)
+    assert failed(broken) == {"0.weight"}
+    assert not rows(broken)["0.weight"].check("diagonal signs").passed
