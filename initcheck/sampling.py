@@ -28,10 +28,10 @@ is.
 A structured law's plan has per-draw checks (``Plan.draw_checks``, see
 :mod:`initcheck.draw_checks`): a fresh set per run of the row, each shown every
 draw or batch, as a host NumPy array ``(count, *shape)``, in the main thread
-as soon as it is drawn, while the fold thread still folds the one before
-(their matrix products use NumPy's BLAS threads, which beside a framework's
-own QR threads on a small machine slowed both several-fold); their results
-come back with the summary (:class:`RowDraws`).
+as soon as it is drawn, while the fold thread still folds the one before (so a
+check's matrix product never runs beside the framework's own multithreaded
+QR: two thread pools on a small machine slow each other several-fold); their
+results come back with the summary (:class:`RowDraws`).
 
 What the numbers mean is decided elsewhere (:mod:`initcheck.policy`).
 """
