@@ -460,3 +460,21 @@ def test_structured_reports_validate_against_the_schema(cli, tmp_path, args):
     report = json.loads(path.read_text())
     jsonschema.validate(report, schema)
     assert any(c["name"] in ("orthogonal", "zeros per column", "exact") for row in report["rows"] for c in row["checks"])
+
+
+def test_suites_take_the_structured_schemes(tmp_path):
+    from initcheck.suite import load_suite
+
+    path = tmp_path / "suite.toml"
+    path.write_text(
+        '[[check]]\nscheme = "orthogonal"\ngain = [1.0, 2.0]\nshapes = ["64,64"]\nframeworks = ["torch"]\n'
+        '[[check]]\nscheme = "sparse"\nsparsity = 0.5\nframeworks = ["torch"]\n'
+        '[[check]]\nscheme = "dirac"\ngroups = 2\nframeworks = ["torch"]\n'
+        '[[check]]\nscheme = "constant"\nvalue = 0.25\nshapes = ["7"]\nframeworks = ["torch"]\n')
+    suite = load_suite(path)
+    assert [row.initializer for row in suite.rows] == [
+        "orthogonal", "orthogonal (gain 2)", "sparse (sparsity 0.5, std 0.01)", "dirac (groups 2)", "constant 0.25"]
+    assert suite.rows[3].plan.shape == (128, 64, 3, 3) and suite.rows[2].plan.shape == (256, 784)
+    path.write_text('[[check]]\nscheme = "sparse"\nvalue = 1.0\n')
+    with pytest.raises(InputError, match="does not apply to scheme sparse"):
+        load_suite(path)
