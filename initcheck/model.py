@@ -47,6 +47,7 @@ model's order.
 
 from __future__ import annotations
 
+import inspect
 import math
 import random
 import sys
@@ -178,17 +179,35 @@ def load_adapter(name: str):
     return getattr(importlib.import_module(module), cls)()
 
 
-def _candidates() -> list[str]:
-    """Adapters to try first: those whose framework the factory's module
-    imported (NNX before Keras before torch: NNX and Keras import what they
-    run on), else every installed one, torch first."""
+def _candidates(factory) -> list[str]:
+    """Adapters to try first: those whose framework the factory's own module
+    uses, then the others already imported (NNX before Keras before torch:
+    NNX and Keras import what they run on), else every installed one, torch
+    first."""
     import importlib.util
 
     imported = [name for name, (_, _, top) in MODEL_ADAPTERS.items() if top in sys.modules]
     if imported:
-        return imported
+        used = _frameworks_used_by(factory)
+        return sorted(imported, key=lambda name: MODEL_ADAPTERS[name][2] not in used)
     installed = [name for name, (_, _, top) in MODEL_ADAPTERS.items() if importlib.util.find_spec(top) is not None]
     return sorted(installed, key=lambda name: name != "torch")
+
+
+def _frameworks_used_by(factory) -> set[str]:
+    """The top-level packages the factory's module holds modules, classes or
+    functions of (``import torch``, ``from torch import nn``, ``from keras
+    import layers``)."""
+    names = getattr(factory, "__globals__", None)
+    if names is None:
+        module = sys.modules.get(getattr(factory, "__module__", None) or "")
+        names = vars(module) if module is not None else {}
+    used = set()
+    for value in list(names.values()):
+        where = value.__name__ if inspect.ismodule(value) else getattr(value, "__module__", None)
+        if isinstance(where, str):
+            used.add(where.split(".")[0])
+    return used
 
 
 def _call(build, factory, seed: int, name: str):
@@ -207,7 +226,7 @@ def first_instance(factory, name: str, seed: int):
     builds it; when what it returned belongs to another framework, that
     framework's adapter builds it again, seeded its own way."""
     started = time.perf_counter()
-    candidates = _candidates()
+    candidates = _candidates(factory)
     adapter = load_adapter(candidates[0])
     model = _call(adapter.build, factory, seed, name)
     if not adapter.accepts(model):
