@@ -138,7 +138,14 @@ def test_the_torch_structure_of_float64_draws_is_the_hosts(shape, count):
     assert b.grams.k == 2
 
 
-@pytest.mark.parametrize("shape,count", SHAPES, ids=str)
+#: The layouts the torch test covers in full are device_structure.py's, shared
+#: by both backends; JAX's own ops need three of them in `make test`, and get
+#: the rest in `make calibrate` (each shape is a fresh XLA compilation).
+JAX_SHAPES = [case if case[0] in ((256, 784), (64, 3, 3, 3), (100_003,))
+              else pytest.param(*case, marks=pytest.mark.calibration) for case in SHAPES]
+
+
+@pytest.mark.parametrize("shape,count", JAX_SHAPES, ids=str)
 def test_the_jax_structure_is_the_hosts(shape, count):
     arrays = normal_draws(shape, count)
     arrays.append(arrays[0].copy())
@@ -456,9 +463,16 @@ def device_summary(backend, arrays, expected, **fold):
     return device.summary()
 
 
-@pytest.mark.parametrize("backend", ["torch", "jax"])
-@pytest.mark.parametrize("shape,batched", [((300, 70), False), ((300, 70), True), ((23456,), False),
-                                           ((64, 3, 30, 30), False)], ids=str)
+PART_CASES = [(backend, shape, batched)
+              for shape, batched in [((300, 70), False), ((300, 70), True), ((23456,), False),
+                                     ((64, 3, 30, 30), False)]
+              for backend in ("torch", "jax")]
+#: JAX on two of the shapes in `make test` (the parts logic is shared), all four in `make calibrate`.
+PART_CASES = [case if case[0] == "torch" or case[1:] in (((300, 70), True), ((23456,), False))
+              else pytest.param(*case, marks=pytest.mark.calibration) for case in PART_CASES]
+
+
+@pytest.mark.parametrize("backend,shape,batched", PART_CASES, ids=str)
 def test_a_large_draw_folds_in_parts_as_the_host_folds_it_whole(backend, shape, batched, small_parts):
     """Moments, cells, pairs (within the draw, across part boundaries, with the
     previous draw) and structure as the host's; the NaN draw adds no pairs and
