@@ -98,11 +98,14 @@ def test_the_example_models_pass():
 
 
 def test_nn_transformer_weights_get_its_xavier_reset():
-    result = initcheck.verify_model(lambda: nn.Transformer(32, 2, 1, 1, 64, batch_first=True), **FAST)
+    result = initcheck.verify_model(lambda: nn.Transformer(32, 2, 2, 2, 64, batch_first=True), **FAST)
     found = rows(result)
     weight = found["encoder.layers.0.linear1.weight"]
     assert weight.verdict == "PASS" and weight.initializer == "torch.nn.Transformer default"
     assert found["encoder.norm.weight"].verdict == "PASS"
+    # the reset leaves the 1-d parameters alone: the deep-copied layers' linear biases stay copies
+    assert failed(result) == {f"{part}.layers.{i}.linear{j}.bias" for part in ("encoder", "decoder")
+                              for i in (0, 1) for j in (1, 2)}
 
 
 # ----------------------------------------------------------------------------- planted bugs fail for the right reason
