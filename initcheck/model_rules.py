@@ -35,7 +35,9 @@ trunc-normal        std, mean, low, high (absolute bounds)
 constant            value (zeros and ones need none)
 orthogonal          gain
 sparse              sparsity, std
-eye, dirac          (dirac: groups)
+eye                 gain
+dirac               groups
+delta-orthogonal    gain
 skip                reason: the parameter is not checked, and the row says why
 ==================  ========================================================
 
@@ -57,8 +59,7 @@ from pathlib import Path
 
 from initcheck.errors import InputError
 from initcheck.expectation import Expectation, Unknown
-from initcheck.laws import Constant
-from initcheck.schemes import InitSpec
+from initcheck.schemes import STRUCTURED_PARAMETERS, InitSpec
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -74,13 +75,7 @@ RULE_KEYS = {
     "normal": ("std", "mean"),
     "uniform": ("low", "high", "bound"),
     "trunc-normal": ("std", "mean", "low", "high"),
-    "constant": ("value",),
-    "zeros": (),
-    "ones": (),
-    "orthogonal": ("gain",),
-    "sparse": ("sparsity", "std"),
-    "eye": (),
-    "dirac": ("groups",),
+    **STRUCTURED_PARAMETERS,  # orthogonal, sparse, eye, dirac, delta-orthogonal, constant, zeros, ones
     "skip": ("reason",),
 }
 _NUMBER = (int, float)
@@ -99,8 +94,6 @@ class Rule:
     spec: InitSpec | None
     #: For ``scheme = "skip"``: why the parameter is not checked.
     skip_reason: str = ""
-    #: For constant, zeros and ones: the value.
-    constant: float | None = None
 
     def matches(self, name: str) -> bool:
         return any(fnmatchcase(name, glob) for glob in self.globs)
@@ -136,8 +129,6 @@ class Rules:
         rule = self.first_match(name)
         if rule is None:
             return None
-        if rule.constant is not None:
-            return Expectation(Constant(rule.constant), rule.label, f"constant {rule.constant:g}")
         if rule.spec is None:
             return Unknown(f"skipped by {rule.label}" + (f": {rule.skip_reason}" if rule.skip_reason else ""))
         if rule.spec.uses_fans and len(shape) < 2:
@@ -152,20 +143,9 @@ class Rules:
 
 def law_of(spec: InitSpec, shape: tuple[int, ...], layout: str):
     """(law, per-draw checks factory or None) of ``spec`` on a parameter of ``shape``."""
-    try:
-        from initcheck.structured import expectation
-    except ImportError:  # structured laws not available: fan and explicit schemes only
-        expectation = None
-    if expectation is not None:
-        return expectation(spec, tuple(shape), layout)
-    from initcheck.layers import Layer
+    from initcheck.structured import expectation
 
-    if spec.uses_fans:
-        if len(shape) < 2:
-            raise InputError(f"{spec.scheme} needs fans, and shape {tuple(shape)} has 1 dimension")
-        layer = Layer.from_shape(tuple(shape), layout)
-        return spec.law(layer.fan_in, layer.fan_out), None
-    return spec.law(1, 1), None
+    return expectation(spec, tuple(shape), layout)
 
 
 def load_rules(source) -> Rules:
@@ -230,10 +210,6 @@ def _rule(index: int, table: dict, where: str) -> Rule:
             raise InputError(f"{here}: key {key!r} must be finite, got {value!r}")
     if scheme == "skip":
         return Rule(index, globs, None, table.get("reason", ""))
-    if scheme in ("constant", "zeros", "ones"):
-        if scheme == "constant" and "value" not in table:
-            raise InputError(f"{here}: scheme constant needs key 'value'")
-        return Rule(index, globs, None, constant=float(table.get("value", {"zeros": 0.0, "ones": 1.0}.get(scheme))))
     try:
         spec = spec_of(scheme, table)
     except InputError as error:
@@ -275,22 +251,7 @@ def spec_of(scheme: str, keys: dict) -> InitSpec:
             raise InputError("scheme trunc-normal needs key 'std'")
         return InitSpec("trunc-normal", mean=number("mean", 0.0), std=number("std"),
                         low=number("low", -2.0), high=number("high", 2.0))
-    if scheme == "orthogonal":
-        return _structured_spec("orthogonal", gain=number("gain", 1.0))
-    if scheme == "sparse":
-        if get("sparsity") is None:
-            raise InputError("scheme sparse needs key 'sparsity'")
-        return _structured_spec("sparse", sparsity=number("sparsity"), std=number("std", 0.01))
-    if scheme == "eye":
-        return _structured_spec("eye")
-    if scheme == "dirac":
-        return _structured_spec("dirac", groups=int(get("groups", 1)))
+    if scheme in STRUCTURED_PARAMETERS:  # InitSpec validates them, and says what is missing
+        return InitSpec(scheme, **{key: (value if key == "groups" else float(value))
+                                   for key, value in keys.items() if key in STRUCTURED_PARAMETERS[scheme]})
     raise AssertionError(scheme)
-
-
-def _structured_spec(scheme: str, **keys) -> InitSpec:
-    """An InitSpec of a structured scheme (orthogonal, sparse, eye, dirac, constant)."""
-    try:
-        return InitSpec(scheme, **keys)
-    except TypeError:
-        raise InputError(f"scheme {scheme} is not available in this version of initcheck") from None

@@ -44,7 +44,7 @@ from initcheck.errors import InputError
 from initcheck.frameworks.base import DTYPES, parse_device
 from initcheck.layers import LAYOUTS, Layer, parse_shape
 from initcheck.runner import Row
-from initcheck.schemes import InitSpec
+from initcheck.schemes import STRUCTURED_PARAMETERS, STRUCTURED_SCHEMES, InitSpec
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -54,7 +54,7 @@ else:  # pragma: no cover
 SCHEMES = ("xavier", "kaiming", "lecun", "variance-scaling", "trunc-normal", "orthogonal", "sparse", "eye", "dirac",
            "delta-orthogonal", "constant", "zeros", "ones", "defaults", "custom")
 #: Structured schemes (initcheck.structured): their shapes default to the command's.
-STRUCTURED = ("orthogonal", "sparse", "eye", "dirac", "delta-orthogonal", "constant", "zeros", "ones")
+STRUCTURED = STRUCTURED_SCHEMES
 FAN_SCHEMES = ("xavier", "kaiming", "lecun", "variance-scaling")
 
 #: Keys whose list values expand into one combination per element.
@@ -68,14 +68,7 @@ SCHEME_KEYS = {
     "lecun": ("dist",),
     "variance-scaling": ("dist", "scale", "mode"),
     "trunc-normal": ("std", "mean", "low", "high"),
-    "orthogonal": ("gain",),
-    "sparse": ("sparsity", "std"),
-    "eye": ("gain",),
-    "dirac": ("groups",),
-    "delta-orthogonal": ("gain",),
-    "constant": ("value",),
-    "zeros": (),
-    "ones": (),
+    **STRUCTURED_PARAMETERS,
     "defaults": (),
     "custom": ("function", "expect", "dist", "gain", "mode", "nonlinearity", "a", "std", "mean", "bound", "low", "high"),
 }

@@ -268,7 +268,7 @@ RULE_ERRORS = [
     ("[[rule]]\nmatch = '*'\nscheme = 'normal'\n", "scheme normal needs key 'std'"),
     ("[[rule]]\nmatch = '*'\nscheme = 'uniform'\nbound = 1\nlow = 0\n", "give either 'bound' or 'low' and 'high'"),
     ("[[rule]]\nmatch = '*'\nscheme = 'xavier'\ndist = 'cauchy'\n", "unknown distribution 'cauchy'"),
-    ("[[rule]]\nmatch = '*'\nscheme = 'constant'\n", "scheme constant needs key 'value'"),
+    ("[[rule]]\nmatch = '*'\nscheme = 'constant'\n", "rule 1: constant needs value"),
     ("[[rule]]\nmatch = '*'\nscheme = 'xavier'\n", "xavier needs fans"),
     ("[[rule]]\nmatch = '*'\nscheme = 'zeros'\n[[rule]]\nmatch = 'nothing.*'\nscheme = 'ones'\n",
      "rule 2 (nothing.*) matches no parameter"),

@@ -168,8 +168,18 @@ def custom_plan(function: Callable, target: str, law, shape: tuple[int, ...]) ->
 
 def accepts_count(function: Callable) -> bool:
     """Whether ``function`` takes a ``count`` keyword (then it can draw batches)."""
+    return takes_keyword(function, "count")
+
+
+def takes_keyword(function: Callable, name: str) -> bool:
+    """Whether ``function`` has a parameter ``name`` that can be passed by keyword."""
     try:
-        parameter = inspect.signature(function).parameters.get("count")
+        parameter = inspect.signature(function).parameters.get(name)
     except (TypeError, ValueError):  # no signature to read (some builtins)
         return False
     return parameter is not None and parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
+
+
+def callable_name(function) -> str:
+    """A function's or class's name for messages."""
+    return getattr(function, "__qualname__", None) or getattr(function, "__name__", None) or "the factory"

@@ -73,6 +73,7 @@ import numpy as np
 
 from initcheck.errors import InputError
 from initcheck.expectation import Expectation, Unknown
+from initcheck.frameworks.custom import callable_name, takes_keyword
 from initcheck.frameworks.model_base import ModelFramework, ParameterRef
 from initcheck.laws import Constant
 from initcheck.schemes import variance_scaling
@@ -113,19 +114,6 @@ def _nnx():
     finally:
         logger.removeFilter(quiet)
     return nnx
-
-
-def _takes(factory, name: str) -> bool:
-    try:
-        parameter = inspect.signature(factory).parameters.get(name)
-    except (TypeError, ValueError):
-        return False
-    return parameter is not None and parameter.kind in (parameter.POSITIONAL_OR_KEYWORD,
-                                                         parameter.KEYWORD_ONLY)
-
-
-def _factory_name(factory) -> str:
-    return getattr(factory, "__qualname__", None) or getattr(factory, "__name__", None) or "the factory"
 
 
 def jax_fans(shape, in_axis=-2, out_axis=-1, batch_axis=()) -> tuple[float, float]:
@@ -301,10 +289,10 @@ class FlaxModels(ModelFramework):
 
     def build(self, factory, seed: int):
         nnx = _nnx()
-        if _takes(factory, "rngs"):
+        if takes_keyword(factory, "rngs"):
             def call():
                 return factory(rngs=nnx.Rngs(seed))
-        elif _takes(factory, "seed"):
+        elif takes_keyword(factory, "seed"):
             def call():
                 return factory(seed=seed)
         else:
@@ -315,7 +303,7 @@ class FlaxModels(ModelFramework):
             return model  # another framework's: the engine tries the next adapter (accepts())
         if call is factory:
             raise InputError(
-                f"{_factory_name(factory)} takes neither `seed` nor `rngs`: NNX has no global generator to seed, "
+                f"{callable_name(factory)} takes neither `seed` nor `rngs`: NNX has no global generator to seed, "
                 "so an NNX factory must take `seed` (an int) or `rngs` (an nnx.Rngs) and build the model from it")
         _remember(model, built)
         return model

@@ -104,6 +104,7 @@ import numpy as np
 from initcheck.errors import InputError
 from initcheck.expectation import Expectation, Unknown
 from initcheck.frameworks.base import native_stderr_silenced
+from initcheck.frameworks.custom import callable_name, takes_keyword
 from initcheck.frameworks.model_base import ModelFramework, ParameterRef
 from initcheck.laws import Constant, Normal, TruncatedNormal, Uniform
 from initcheck.schemes import InitSpec, variance_scaling
@@ -168,20 +169,6 @@ def _keras():
         random.setstate(python_state)
         np.random.set_state(numpy_state)
     return keras
-
-
-def _takes(factory, name: str) -> bool:
-    """Whether ``factory`` has a parameter ``name`` that can be passed by keyword."""
-    try:
-        parameter = inspect.signature(factory).parameters.get(name)
-    except (TypeError, ValueError):
-        return False
-    return parameter is not None and parameter.kind in (parameter.POSITIONAL_OR_KEYWORD,
-                                                         parameter.KEYWORD_ONLY)
-
-
-def _factory_name(factory) -> str:
-    return getattr(factory, "__qualname__", None) or getattr(factory, "__name__", None) or "the factory"
 
 
 class _TFSeed:
@@ -422,14 +409,14 @@ class KerasModels(ModelFramework):
     def build(self, factory, seed: int):
         keras = _keras()
         with _seeded(keras, seed):
-            model = factory(seed=seed) if _takes(factory, "seed") else factory()
+            model = factory(seed=seed) if takes_keyword(factory, "seed") else factory()
         if not isinstance(model, keras.layers.Layer):
             return model  # another framework's: the engine tries the next adapter (accepts())
         unbuilt = _unbuilt(model)
         if unbuilt is not None:
             what = "model" if unbuilt is model else f"model's layer {unbuilt.name!r}"
             raise InputError(
-                f"{_factory_name(factory)} returned a Keras {what} that is not built (its weights do not exist "
+                f"{callable_name(factory)} returned a Keras {what} that is not built (its weights do not exist "
                 "yet): give it an input shape (keras.Input(shape=...) as its first layer) or call "
                 "model.build(input_shape) in the factory")
         return model

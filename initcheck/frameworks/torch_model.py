@@ -40,7 +40,6 @@ no documented default: its parameters are SKIP with the reason.
 
 from __future__ import annotations
 
-import inspect
 import math
 
 import torch
@@ -48,6 +47,7 @@ from torch import nn
 
 from initcheck.errors import InputError
 from initcheck.expectation import Expectation, Unknown
+from initcheck.frameworks.custom import takes_keyword
 from initcheck.frameworks.model_base import ModelFramework, ParameterRef
 from initcheck.laws import Constant, Normal, Uniform
 
@@ -78,7 +78,7 @@ class TorchModels(ModelFramework):
         devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
-            return factory(seed=seed) if takes_seed(factory) else factory()
+            return factory(seed=seed) if takes_keyword(factory, "seed") else factory()
 
     def parameters(self, model) -> list[ParameterRef]:
         refs, owners = [], {}
@@ -127,15 +127,6 @@ class TorchModels(ModelFramework):
                 return (f"torch.nn.{type(module).__name__} deep-copies the layer it is given, so its layers start "
                         "identical (pytorch/pytorch#72253): re-initialize each layer after building")
         return None
-
-
-def takes_seed(factory) -> bool:
-    """Whether the factory has a parameter called ``seed``."""
-    try:
-        parameter = inspect.signature(factory).parameters.get("seed")
-    except (TypeError, ValueError):
-        return False
-    return parameter is not None and parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
 
 
 def fan_in_of(weight: torch.Tensor) -> int:
