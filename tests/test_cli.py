@@ -255,7 +255,8 @@ def test_framework_not_installed_and_not_named_is_left_out(capsys, monkeypatch):
 
 def test_python_dash_m_and_no_traceback_in_a_real_process(custom_file):
     ok = subprocess.run(
-        [sys.executable, "-m", "initcheck", "xavier", "--fan-in", "30", "--fan-out", "20", "-n", "1e4"],
+        [sys.executable, "-m", "initcheck", "xavier", "--fan-in", "30", "--fan-out", "20", "-n", "1e4",
+         "-f", "torch,reference"],
         capture_output=True, text=True,
     )
     assert ok.returncode == 0, ok.stderr

@@ -219,7 +219,7 @@ def test_a_repeated_draw_gives_repeats_and_fresh_draws_none(backend):
     assert_same_structure(host_structure(repeated, 12_000), b)
 
 
-@pytest.mark.parametrize("backend", ["torch", "jax"])
+@pytest.mark.parametrize("backend", ["torch", pytest.param("jax", marks=pytest.mark.calibration)])
 def test_a_batch_selecting_more_than_four_stores_halves_the_rate_as_the_host(backend, monkeypatch):
     """No expected size: the rate starts at 1, and a draw of 2^20 values selects
     more grams than four stores hold; the device halves the rate before keeping
@@ -325,7 +325,7 @@ def test_the_device_keeps_bounded_sums(shape):
         assert sizes.get("c1", 0) == (n // shape[0] if len(shape) > 1 and n // shape[0] <= MAX_COLUMNS else 0)
 
 
-@pytest.mark.parametrize("backend", ["torch", "jax"])
+@pytest.mark.parametrize("backend", ["torch", pytest.param("jax", marks=pytest.mark.calibration)])
 def test_a_row_whose_draws_change_shape_keeps_no_structure(backend):
     """As on the host; a NaN draw of another shape changes nothing."""
     first, other = normal_draws((256, 784), 2), normal_draws((100, 130), 2, seed=1)
@@ -384,6 +384,7 @@ def test_torch_pairs_of_a_batch_of_large_draws_take_their_first_positions():
     np.testing.assert_allclose(pairs[2], prefix_pairs([*x, x[0]], LAW.mean), rtol=1e-9)
 
 
+@pytest.mark.calibration  # (the torch twin above runs in make test; JAX's compilations take seconds)
 def test_jax_pairs_of_large_consecutive_draws_take_their_first_positions(monkeypatch):
     """Within a batch and across batches (two draws a batch, the last padded)."""
     _, JaxReducer = jax_modules()
