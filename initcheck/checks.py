@@ -206,11 +206,15 @@ def binomial_upper_tail_bound(count, n: int, p):
     p-value from it is valid (conservative by at most a factor ~ sqrt(n))."""
     q = np.asarray(count, dtype=np.float64) / n
     p = np.asarray(p, dtype=np.float64)
+    q, p = np.broadcast_arrays(q, p)
+    bound = np.ones(q.shape)
+    above = np.flatnonzero(q > p)  # elsewhere the bound is 1: only these need the logarithms
+    qa, pa = q.flat[above], p.flat[above]
     with np.errstate(divide="ignore", invalid="ignore"):
-        first = np.where(q > 0, q * np.log(q / p), 0.0)
-        second = np.where(q < 1, (1 - q) * np.log((1 - q) / (1 - p)), -np.log(p) * 0.0)
+        first = qa * np.log(qa / pa)  # qa > pa >= 0, so qa > 0
+        second = np.where(qa < 1, (1 - qa) * np.log((1 - qa) / (1 - pa)), 0.0)
         kl = first + second
-    bound = np.where(q > p, np.exp(-n * np.where(np.isfinite(kl), kl, np.inf)), 1.0)
+    bound.flat[above] = np.exp(-n * np.where(np.isfinite(kl), kl, np.inf))
     return np.where(p <= 0, np.where(q > 0, 0.0, 1.0), bound)
 
 
