@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from initcheck.errors import InputError
-from initcheck.model import DEFAULT_MAX_INSTANCES, DEFAULT_TIME_LIMIT
+from initcheck.model import DEFAULT_MAX_INSTANCES, DEFAULT_SAMPLES, DEFAULT_TIME_LIMIT, check_numbers
 
 
 @click.command("model")
@@ -59,6 +59,8 @@ def model_command(target, rules_path, preset, samples, instances, max_instances,
 
         require_matplotlib()
     count = parse_samples(samples) if samples is not None else None
+    check_numbers(count or DEFAULT_SAMPLES, instances, max_instances, time_limit, seed, alpha,
+                  spell=lambda name: "--" + name.replace("_", "-"))
     with main_cli.stop_signals():
         result = verify_model(target, rules=rules_path, preset=preset,
                               **({"samples": count} if count is not None else {}), instances=instances,

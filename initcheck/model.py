@@ -625,7 +625,7 @@ def verify_model(target, *, rules=None, preset: str | None = None, samples: int 
     from initcheck.policy import decide
     from initcheck.progress import Progress
 
-    _check_numbers(samples, instances, max_instances, time_limit, seed, alpha)
+    check_numbers(samples, instances, max_instances, time_limit, seed, alpha)
     if preset is not None and preset not in PRESETS:
         raise InputError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
     rules = load_rules(rules) if rules is not None else None
@@ -691,10 +691,13 @@ def _observe_all(rows: list[ParameterRow], adapter, model, instance: int, last: 
         row.observe(adapter.values(model, row.ref), instance, last)
 
 
-def _check_numbers(samples, instances, max_instances, time_limit, seed, alpha) -> None:
+def check_numbers(samples, instances, max_instances, time_limit, seed, alpha,
+                  spell: Callable[[str], str] = str) -> None:
+    """InputError for a setting out of range; ``spell`` names it (the CLI's
+    ``--time-limit`` for the API's ``time_limit``)."""
     def whole(value, name, low):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise InputError(f"{name} must be a whole number of at least {low:,}, got {value!r}")
+            raise InputError(f"{spell(name)} must be a whole number of at least {low:,}, got {value!r}")
 
     whole(samples, "samples", 1)
     whole(max_instances, "max_instances", 1)
@@ -702,9 +705,9 @@ def _check_numbers(samples, instances, max_instances, time_limit, seed, alpha) -
     if instances is not None:
         whole(instances, "instances", MIN_INSTANCES)
     if isinstance(time_limit, bool) or not isinstance(time_limit, (int, float)) or not time_limit > 0:
-        raise InputError(f"time_limit must be a positive number of seconds, got {time_limit!r}")
+        raise InputError(f"{spell('time_limit')} must be a positive number of seconds, got {time_limit!r}")
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 < alpha < 1.0:
-        raise InputError(f"alpha must be between 0 and 1, got {alpha!r}")
+        raise InputError(f"{spell('alpha')} must be between 0 and 1, got {alpha!r}")
 
 
 def _same_parameters(adapter, model, refs: list[ParameterRef], index: int, name: str) -> None:

@@ -289,7 +289,8 @@ def test_every_rules_file_error_is_one_line_and_exit_2(tmp_path, capsys, text, m
     (["nowhere.py:build"], "model file nowhere.py does not exist"),
     ([f"{EXAMPLES}:missing"], "has no factory 'missing'"),
     ([f"{EXAMPLES}"], "must look like FILE.py:FACTORY"),
-    ([example("mlp"), "--instances", "1"], "instances must be a whole number of at least 2"),
+    ([example("mlp"), "--instances", "1"], "--instances must be a whole number of at least 2"),
+    ([example("mlp"), "--time-limit", "0"], "--time-limit must be a positive number of seconds"),
     ([example("mlp"), "--rules", "absent.toml"], "rules file absent.toml does not exist"),
     ([example("mlp"), "-n", "ten"], "is not a number"),
 ])
