@@ -6,6 +6,7 @@ import click
 
 from initcheck.errors import InputError
 from initcheck.model import DEFAULT_MAX_INSTANCES, DEFAULT_SAMPLES, DEFAULT_TIME_LIMIT, check_numbers
+from initcheck.presets import PRESET_NAMES
 
 
 @click.command("model")
@@ -13,7 +14,7 @@ from initcheck.model import DEFAULT_MAX_INSTANCES, DEFAULT_SAMPLES, DEFAULT_TIME
 @click.option("--rules", "rules_path", type=click.Path(dir_okay=False),
               help="TOML file of [[rule]] tables: match (a glob over parameter names, first match wins) and the "
                    "law (scheme = \"xavier\", dist, gain, ...; normal, uniform, constant, orthogonal, ...).")
-@click.option("--preset", type=click.Choice(["transformers"]),
+@click.option("--preset", type=click.Choice(PRESET_NAMES),
               help="transformers: HuggingFace's convention read from model.config (initializer_range).")
 @click.option("--samples", "-n", help="Values per parameter, default 1e6.")
 @click.option("--instances", type=int, help="Build exactly this many instances (at least 2).")

@@ -98,7 +98,6 @@ MODEL_ADAPTERS = {
     "keras": ("initcheck.frameworks.keras_model", "KerasModels", "keras"),
     "torch": ("initcheck.frameworks.torch_model", "TorchModels", "torch"),
 }
-PRESETS = ("transformers",)
 
 
 def instance_seed(seed: int, index: int) -> int:
@@ -626,8 +625,11 @@ def verify_model(target, *, rules=None, preset: str | None = None, samples: int 
     from initcheck.progress import Progress
 
     check_numbers(samples, instances, max_instances, time_limit, seed, alpha)
-    if preset is not None and preset not in PRESETS:
-        raise InputError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
+    if preset is not None:
+        from initcheck.presets import PRESET_NAMES
+
+        if preset not in PRESET_NAMES:
+            raise InputError(f"unknown preset {preset!r}; known: {', '.join(PRESET_NAMES)}")
     rules = load_rules(rules) if rules is not None else None
     factory, name = load_factory(target)
     started = time.perf_counter()
@@ -635,10 +637,7 @@ def verify_model(target, *, rules=None, preset: str | None = None, samples: int 
     refs = adapter.parameters(model)
     if not refs:
         raise InputError(f"{name} returned a model with no parameters")
-    check = getattr(adapter, "check_model", None) or getattr(sys.modules[type(adapter).__module__],
-                                                              "check_model", None)
-    if check is not None:
-        check(model)
+    adapter.check_model(model)
     expectations, defaults = resolve_expectations(adapter, model, refs, rules, preset)
     rows = [ParameterRow(ref, expectations[ref.name], samples) for ref in refs if ref.tied_to is None]
     wanted = instances if instances is not None else min(max_instances, max(r.need for r in rows))

@@ -83,3 +83,7 @@ class ModelFramework:
     def default(self, model: Any, ref: ParameterRef) -> Expectation | Unknown:
         """The documented default law of ``ref``'s layer type, or why there is none."""
         raise NotImplementedError
+
+    def check_model(self, model: Any) -> None:
+        """InputError for a model that cannot be verified (its weights not
+        materialized, say); nothing by default."""

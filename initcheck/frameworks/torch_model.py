@@ -109,6 +109,9 @@ class TorchModels(ModelFramework):
         return found
 
 
+    def check_model(self, model) -> None:
+        _check_model(model)
+
     def duplicate_note(self, model, first: str, second: str) -> str | None:
         """Why two parameters came out equal, when torch itself made them so:
         ``nn.TransformerEncoder`` / ``nn.TransformerDecoder`` deep-copy the
@@ -249,7 +252,7 @@ def _transformer_default(model: nn.Module, ref: ParameterRef, parameter: torch.T
     return None
 
 
-def check_model(model) -> None:
+def _check_model(model) -> None:
     """Refuse what cannot be verified: a model with no parameters, or on the meta device."""
     parameters = list(model.parameters())
     if not parameters:
