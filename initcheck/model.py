@@ -634,10 +634,10 @@ def verify_model(target, *, rules=None, preset: str | None = None, samples: int 
     factory, name = load_factory(target)
     started = time.perf_counter()
     adapter, model, build_seconds = first_instance(factory, name, instance_seed(seed, 0))
+    adapter.check_model(model)
     refs = adapter.parameters(model)
     if not refs:
         raise InputError(f"{name} returned a model with no parameters")
-    adapter.check_model(model)
     expectations, defaults = resolve_expectations(adapter, model, refs, rules, preset)
     rows = [ParameterRow(ref, expectations[ref.name], samples) for ref in refs if ref.tied_to is None]
     wanted = instances if instances is not None else min(max_instances, max(r.need for r in rows))

@@ -310,6 +310,10 @@ def test_factories_that_misbehave_are_input_errors():
     sizes = iter(range(2, 100))
     with pytest.raises(InputError, match="other parameters than instance 0"):
         initcheck.verify_model(lambda: nn.Linear(4, next(sizes)), **FAST)
+    with pytest.raises(InputError, match="lazy parameters that are not initialized"):
+        initcheck.verify_model(lambda: nn.Sequential(nn.LazyLinear(8)), **FAST)
+    with pytest.raises(InputError, match="has no parameters"):
+        initcheck.verify_model(lambda: nn.ReLU(), **FAST)
     with pytest.raises(InputError, match="unknown preset"):
         initcheck.verify_model(example("mlp"), preset="timm")
 

@@ -257,6 +257,9 @@ def _check_model(model) -> None:
     parameters = list(model.parameters())
     if not parameters:
         raise InputError(f"the model ({type(model).__name__}) has no parameters")
+    if any(isinstance(p, nn.parameter.UninitializedParameter) for p in parameters):
+        raise InputError("the model has lazy parameters that are not initialized yet (LazyLinear, LazyConv*): run "
+                         "one forward pass in the factory so that they get their shapes and values")
     if any(p.device.type == "meta" for p in parameters):
         raise InputError("the model's parameters are on the meta device (not materialized): build it on a real "
                          "device, or call to_empty() and reset_parameters() in the factory")
