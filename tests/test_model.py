@@ -385,3 +385,13 @@ def test_rules_take_the_structured_schemes():
     broken = initcheck.verify_model(structured(True), rules=STRUCTURED_RULES, samples=100_000, max_instances=30)
     assert failed(broken) == {"0.weight"}
     assert not rows(broken)["0.weight"].check("diagonal signs").passed
+
+
+@pytest.mark.calibration
+@pytest.mark.parametrize("seed", range(1, 11))
+def test_correct_models_pass_over_seeds(seed):
+    """No false alarm on correct models, seed after seed (make calibrate)."""
+    for factory, rules in ((EveryDefault, None), (example("mlp"), None), (example("small_cnn"), None),
+                           (example("xavier_mlp"), RULES), (structured(False), STRUCTURED_RULES)):
+        result = initcheck.verify_model(factory, rules=rules, samples=200_000, max_instances=100, seed=seed)
+        assert result, str(result)
