@@ -74,7 +74,7 @@ import numpy as np
 from initcheck.errors import InputError
 from initcheck.expectation import Expectation, Unknown
 from initcheck.frameworks.custom import callable_name, takes_keyword
-from initcheck.frameworks.model_base import ModelFramework, ParameterRef
+from initcheck.frameworks.model_base import ModelFramework, ParameterRef, PerModel
 from initcheck.laws import Constant
 from initcheck.schemes import variance_scaling
 
@@ -272,8 +272,8 @@ class FlaxModels(ModelFramework):
     layout = "keras"
 
     def __init__(self):
-        #: id(model) -> (weakref to model, {name: (parent, key, Param, tied_to)})
-        self._index: dict[int, tuple] = {}
+        #: model -> its walk (every named weight, once per live model)
+        self._entries = PerModel(_walk)
 
     def version(self) -> str:
         import flax
@@ -307,18 +307,6 @@ class FlaxModels(ModelFramework):
                 "so an NNX factory must take `seed` (an int) or `rngs` (an nnx.Rngs) and build the model from it")
         _remember(model, built)
         return model
-
-    def _entries(self, model) -> dict:
-        found = self._index.get(id(model))
-        if found is not None and found[0]() is model:
-            return found[1]
-        entries = _walk(model)
-        self._index = {k: v for k, v in self._index.items() if v[0]() is not None}
-        try:
-            self._index[id(model)] = (weakref.ref(model), entries)
-        except TypeError:
-            pass
-        return entries
 
     def parameters(self, model) -> list[ParameterRef]:
         refs = []

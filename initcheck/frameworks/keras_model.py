@@ -95,7 +95,6 @@ import os
 import random
 import re
 import sys
-import weakref
 from contextlib import contextmanager
 from dataclasses import replace
 
@@ -105,7 +104,7 @@ from initcheck.errors import InputError
 from initcheck.expectation import Expectation, Unknown
 from initcheck.frameworks.base import native_stderr_silenced
 from initcheck.frameworks.custom import callable_name, takes_keyword
-from initcheck.frameworks.model_base import ModelFramework, ParameterRef
+from initcheck.frameworks.model_base import ModelFramework, ParameterRef, PerModel
 from initcheck.laws import Constant, Normal, TruncatedNormal, Uniform
 from initcheck.schemes import InitSpec, variance_scaling
 
@@ -392,8 +391,8 @@ class KerasModels(ModelFramework):
     layout = "keras"
 
     def __init__(self):
-        #: id(model) -> (weakref to model, {name: (layer, variable)})
-        self._index: dict[int, tuple] = {}
+        #: model -> its walk (every named weight, once per live model)
+        self._entries = PerModel(_walk)
 
     def version(self) -> str:
         keras = _keras()
@@ -422,15 +421,6 @@ class KerasModels(ModelFramework):
         return model
 
     # names -----------------------------------------------------------------
-
-    def _entries(self, model) -> dict:
-        found = self._index.get(id(model))
-        if found is not None and found[0]() is model:
-            return found[1]
-        entries = _walk(model)
-        self._index = {k: v for k, v in self._index.items() if v[0]() is not None}
-        self._index[id(model)] = (weakref.ref(model), entries)
-        return entries
 
     def parameters(self, model) -> list[ParameterRef]:
         refs = []

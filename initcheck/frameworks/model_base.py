@@ -23,6 +23,7 @@ An adapter:
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -87,3 +88,25 @@ class ModelFramework:
     def check_model(self, model: Any) -> None:
         """InputError for a model that cannot be verified (its weights not
         materialized, say); nothing by default."""
+
+
+class PerModel:
+    """``walk(model)`` computed once per live model and forgotten with it (a
+    model is built once and its parameters read many times).  Keyed by
+    identity; a model that takes no weak reference is walked every time."""
+
+    def __init__(self, walk: Callable[[Any], Any]):
+        self._walk = walk
+        self._found: dict[int, tuple] = {}
+
+    def __call__(self, model: Any):
+        found = self._found.get(id(model))
+        if found is not None and found[0]() is model:
+            return found[1]
+        value = self._walk(model)
+        self._found = {key: item for key, item in self._found.items() if item[0]() is not None}
+        try:
+            self._found[id(model)] = (weakref.ref(model), value)
+        except TypeError:
+            pass
+        return value
