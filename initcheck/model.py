@@ -47,10 +47,14 @@ model's order.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
+import os
 import random
+import re
 import sys
+import tempfile
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -220,6 +224,38 @@ def _call(build, factory, seed: int, name: str):
         raise InputError(f"{name} raised {type(error).__name__}" + (f": {text[0]}" if text else "")) from None
 
 
+#: A line of the C++ start-up logs TensorFlow and XLA write straight to
+#: descriptor 2 when a factory first imports them (absl's ``I0000
+#: 00:00:1796184112.380415 31431 port.cc:153] ...`` lines and their preamble).
+_START_UP_LOG = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\) is called"
+                           r"|[IWEF]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ \S+:\d+\]"
+                           r"|To enable the following instructions: )")
+
+
+@contextlib.contextmanager
+def _start_up_logs_dropped():
+    """Descriptor 2 captured while the first instance is built, and written
+    back without the frameworks' C++ start-up log lines: a factory that
+    imports TensorFlow prints them before any Python setting can reach them.
+    Everything else the factory writes to stderr comes through, after the call."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            lines = capture.read().decode(errors="replace").splitlines(keepends=True)
+            kept = "".join(line for line in lines if not _START_UP_LOG.match(line))
+            if kept:
+                sys.stderr.write(kept)
+                sys.stderr.flush()
+
+
 def first_instance(factory, name: str, seed: int):
     """(adapter, instance 0, seconds in the factory).  The first candidate
     builds it; when what it returned belongs to another framework, that
@@ -227,7 +263,8 @@ def first_instance(factory, name: str, seed: int):
     started = time.perf_counter()
     candidates = _candidates(factory)
     adapter = load_adapter(candidates[0])
-    model = _call(adapter.build, factory, seed, name)
+    with _start_up_logs_dropped():
+        model = _call(adapter.build, factory, seed, name)
     if not adapter.accepts(model):
         owner = next((other for other in MODEL_ADAPTERS if other != adapter.name and _accepts(other, model)), None)
         if owner is None:

@@ -4,6 +4,7 @@ rules files, the API and the pytest plugin."""
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 import sys
@@ -395,3 +396,19 @@ def test_correct_models_pass_over_seeds(seed):
                            (example("xavier_mlp"), RULES), (structured(False), STRUCTURED_RULES)):
         result = initcheck.verify_model(factory, rules=rules, samples=200_000, max_instances=100, seed=seed)
         assert result, str(result)
+
+
+def test_framework_start_up_logs_are_dropped_and_the_factorys_own_stderr_kept(capfd):
+    calls = []
+
+    def factory():  # as a factory that imports TensorFlow: its C++ logs come once, on the first call
+        if not calls:
+            os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+                        b"I0000 00:00:1796184112.380415   31431 port.cc:153] oneDNN custom operations are on.\n")
+        calls.append(1)
+        os.write(2, b"my factory says hello\n")
+        return nn.Linear(16, 16)
+
+    initcheck.verify_model(factory, instances=2, samples=1000)
+    err = capfd.readouterr().err
+    assert err.count("my factory says hello") == 2 and "port.cc" not in err and "absl" not in err
