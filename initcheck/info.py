@@ -26,17 +26,15 @@ def fans_table(layers, frameworks) -> Table:
     table.add_column("closed form\nfan_in, fan_out", justify="right", overflow="fold")
     for framework in frameworks:
         if framework.name != "reference":
-            shape_layout = "torch" if framework.name == "torch" else "keras"
-            table.add_column(f"{framework.name}\nshape ({shape_layout} layout)", justify="right", overflow="fold")
+            table.add_column(f"{framework.name}\nshape ({framework.layout} layout)", justify="right", overflow="fold")
     for layer in layers:
         cells = [layer.describe(), f"{layer.fan_in}, {layer.fan_out}"]
         for framework in frameworks:
             if framework.name == "reference":
                 continue
             fan_in, fan_out = framework.fans(layer)
-            layout = "torch" if framework.name == "torch" else "keras"
             mark = "" if (fan_in, fan_out) == (layer.fan_in, layer.fan_out) else " ✗"
-            cells.append(f"{format_shape(layer.shape(layout))}\n{fan_in}, {fan_out}{mark}")
+            cells.append(f"{format_shape(layer.shape(framework.layout))}\n{fan_in}, {fan_out}{mark}")
         table.add_row(*cells)
     return table
 

@@ -1,7 +1,8 @@
 """Layers, their shapes in each framework's layout, and their fans.
 
 PyTorch stores a weight as ``(out, in, *kernel)``; Keras and JAX store a kernel as
-``(*kernel, in, out)``.  For either layout
+``(*kernel, in, out)``; PaddlePaddle stores a dense weight as ``(in, out)`` and
+a conv weight as PyTorch does; MLX stores ``(out, *kernel, in)``.  For every layout
 
     fan_in  = in  * prod(kernel)
     fan_out = out * prod(kernel)
@@ -23,6 +24,12 @@ from dataclasses import dataclass
 from initcheck.errors import InputError
 
 LAYOUTS = ("torch", "keras")
+#: The weight layouts of the frameworks' own tensors (``Layer.shape``):
+#: ``torch`` ``(out, in, *kernel)``; ``keras`` ``(*kernel, in, out)`` (Keras,
+#: JAX and its layer libraries, tf.keras); ``paddle``: dense ``(in, out)``,
+#: conv as torch; ``mlx``: dense ``(out, in)``, conv ``(out, *kernel, in)``
+#: (channels last).
+WEIGHT_LAYOUTS = (*LAYOUTS, "paddle", "mlx")
 
 
 @dataclass(frozen=True)
@@ -78,13 +85,19 @@ class Layer:
         return self.fan_in * self.out_features
 
     def shape(self, layout: str = "torch") -> tuple[int, ...]:
-        if self.vector and layout in LAYOUTS:
+        if self.vector and layout in WEIGHT_LAYOUTS:
             return (self.out_features,)
         if layout == "torch":
             return (self.out_features, self.in_features, *self.kernel)
         if layout == "keras":
             return (*self.kernel, self.in_features, self.out_features)
-        raise InputError(f"unknown layout {layout!r}; expected one of {', '.join(LAYOUTS)}")
+        if layout == "paddle":
+            if self.kernel:
+                return (self.out_features, self.in_features, *self.kernel)
+            return (self.in_features, self.out_features)
+        if layout == "mlx":
+            return (self.out_features, *self.kernel, self.in_features)
+        raise InputError(f"unknown layout {layout!r}; expected one of {', '.join(WEIGHT_LAYOUTS)}")
 
     def describe(self) -> str:
         if self.vector:

@@ -118,6 +118,9 @@ class Framework:
     name: str = ""
     #: Name for people.
     title: str = ""
+    #: The layout of its weight tensors (:data:`initcheck.layers.WEIGHT_LAYOUTS`).
+    layout: str = "keras"
+
     def version(self) -> str | None:
         raise NotImplementedError
 

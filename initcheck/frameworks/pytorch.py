@@ -72,6 +72,7 @@ _DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.
 class PyTorch(Framework):
     name = "torch"
     title = "PyTorch"
+    layout = "torch"
 
     def version(self) -> str:
         return torch.__version__
