@@ -28,8 +28,9 @@ called with the real per-draw shape, over them, so draw j of a batch is exactly
 ``initializer(keys[j], shape, dtype)``.  One compile per (shape, count, dtype):
 the row's last, shorter batch reuses the full batch's compile and keeps its
 first ``count`` draws (the same draws as its own compile would make: split keys
-are a prefix of a longer split's with JAX's default partitionable threefry).  Flax's layer defaults are batched the same way, vmap
-over the keys of the module's own ``init``.
+are a prefix of a longer split's with JAX's default partitionable threefry).  The layer
+libraries' defaults (:mod:`initcheck.frameworks.jax_layers`) are batched the same
+way, vmap over the keys of the layer's own build.
 
 The process's JAX settings are left as they were: float64 rows trace and run
 inside ``with jax.enable_x64(True):`` (not the process-wide
@@ -69,8 +70,7 @@ with _backend_warnings_filtered():
 from initcheck.errors import InputError  # noqa: E402
 from initcheck.frameworks import scaling  # noqa: E402
 from initcheck.frameworks.base import Framework, Plan, Skip  # noqa: E402
-from initcheck.laws import Constant, Normal, TruncatedNormal, Uniform  # noqa: E402
-from initcheck.schemes import variance_scaling  # noqa: E402
+from initcheck.laws import Normal, TruncatedNormal, Uniform  # noqa: E402
 
 
 @contextmanager
@@ -150,47 +150,11 @@ class Jax(Framework):
             return [f"{d.platform}:{d.id} ({d.device_kind})" for d in jax.devices()]
 
     def default_rows(self, layer, device, dtype):
-        """Flax linen Dense / Conv: kernel lecun_normal (the truncated normal), bias zeros."""
-        import importlib.util
+        """The JAX layer libraries' dense and conv layers (Flax linen and NNX,
+        Equinox, Haiku): :mod:`initcheck.frameworks.jax_layers`."""
+        from initcheck.frameworks import jax_layers
 
-        if importlib.util.find_spec("flax") is None:
-            return [("kernel", Skip("flax", "flax.linen", "flax is not installed (pip install flax)"))]
-        import flax.linen as nn
-        import jax.numpy as jnp
-
-        if layer.kernel:
-            module = nn.Conv(layer.out_features, layer.kernel, padding="VALID", dtype=dtype, param_dtype=dtype)
-            call = f"flax.linen.Conv({layer.out_features}, {layer.kernel})"
-            example = (1, *layer.kernel, layer.in_features)
-        else:
-            module = nn.Dense(layer.out_features, dtype=dtype, param_dtype=dtype)
-            call = f"flax.linen.Dense({layer.out_features})"
-            example = (1, layer.in_features)
-        target = jax_device(device)
-
-        def initialized(key):  # the input made in the trace, at the row's precision
-            return module.init(key, jnp.ones(example, dtype))["params"]
-
-        init = jax.jit(lambda seed: initialized(jax.random.key(seed)))
-
-        def parameter(name):
-            def draw(seed: int):
-                with _precision(dtype), jax.default_device(target):
-                    return init(np.uint32(seed % 2**32))[name]
-
-            return draw
-
-        def batched(name):
-            # Draw j of a batch is module.init(keys[j], x), the whole init, of
-            # which the row keeps one parameter.
-            return _Batched(lambda key: initialized(key)[name], target, dtype)
-
-        law = variance_scaling(1.0, "fan_in", "truncated-normal", layer.fan_in, layer.fan_out)
-        kernel = Plan("flax", f"{call}.kernel", law, layer.shape("keras"), device, dtype, parameter("kernel"),
-                      draw_batch=batched("kernel"))
-        bias = Plan("flax", f"{call}.bias", Constant(0.0), (layer.out_features,), device, dtype, parameter("bias"),
-                    samples=10 * layer.out_features)
-        return [("kernel", kernel), ("bias", bias)]
+        return jax_layers.default_rows(layer, device, dtype)
 
     def plan(self, spec, layer, device, dtype):
         shape = layer.shape("keras")
