@@ -17,7 +17,9 @@ Keras documents, and draws:
   laws and per-draw checks are :func:`initcheck.structured.expectation`'s on
   the Keras shape.  Keras has no sparse, Dirac or delta-orthogonal initializer.
 
-Kernels are ``(*kernel, in, out)``.  A single draw builds the initializer with
+Which class and arguments express a scheme, and its law, are
+:mod:`initcheck.frameworks.keras_common`'s (shared with Keras 3 on JAX and
+PyTorch and with Keras 2).  Kernels are ``(*kernel, in, out)``.  A single draw builds the initializer with
 an integer seed (Keras then draws deterministically) under ``tf.device``;
 ``Identity`` and the constants take no seed and are drawn ten times, one call
 each.
@@ -71,65 +73,42 @@ The caller's process is left as it was:
 from __future__ import annotations
 
 import copy
-import logging
 import math
 import os
-import random
 import sys
-from contextlib import contextmanager
 
 import numpy as np
 
 from initcheck.errors import InputError
-from initcheck.frameworks import scaling
-from initcheck.frameworks.base import Framework, Plan, Skip, native_stderr_silenced
-from initcheck.laws import Constant, TruncatedNormal, Uniform
-
-
-class _BelowError(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno >= logging.ERROR
-
-
-@contextmanager
-def _quiet(native: bool = True):
-    """TensorFlow's Python warnings (and with ``native`` its C++ logging on fd 2)
-    kept out for the duration only; the logger's level is not changed."""
-    logger, quiet = logging.getLogger("tensorflow"), _BelowError()
-    logger.addFilter(quiet)
-    try:
-        if native:
-            with native_stderr_silenced():
-                yield
-        else:
-            yield
-    finally:
-        logger.removeFilter(quiet)
+from initcheck.frameworks.base import Framework, Plan, Skip
+from initcheck.frameworks.keras_common import (
+    SEED_MODULUS as _SEED_MODULUS,
+    call_text as _call_text,
+    default_layer,
+    generator_pairs,
+    initializer_spec as _initializer,
+    integer_seed as _batch_seed,
+    python_random_seeded,
+    tensorflow_import_hygiene,
+    tensorflow_quiet as _quiet,
+)
+from initcheck.laws import Constant, Uniform
 
 
 def _import():
     """tensorflow and keras, imported without leaving settings behind."""
     keras_imported = "keras" in sys.modules
     choose_backend = not keras_imported and "KERAS_BACKEND" not in os.environ
-    log_level = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
-    # importing TensorFlow draws from Python's and NumPy's global generators
-    python_state, numpy_state = random.getstate(), np.random.get_state()
     if choose_backend:
         os.environ["KERAS_BACKEND"] = "tensorflow"
     try:
-        with _quiet():
+        # TensorFlow imports JAX, whose import sets TF_CPP_MIN_LOG_LEVEL where unset; put back after
+        with tensorflow_import_hygiene():
             import tensorflow as tf
             import keras
     finally:
         if choose_backend:
             os.environ.pop("KERAS_BACKEND", None)
-        # TensorFlow imports JAX, whose import sets it where unset; it has been read by now
-        if log_level is None:
-            os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
-        else:
-            os.environ["TF_CPP_MIN_LOG_LEVEL"] = log_level
-        random.setstate(python_state)
-        np.random.set_state(numpy_state)
     backend = keras.backend.backend()
     problem = None
     if backend != "tensorflow":
@@ -142,12 +121,9 @@ tf, keras, _BACKEND_PROBLEM = _import()
 
 from keras.src.random.seed_generator import make_default_seed  # noqa: E402
 
-_CLASS = {"glorot": "Glorot", "he": "He", "lecun": "Lecun"}
 #: Real initializer calls traced into one step of a batch's loop: fewer loop
 #: steps per draw, a trace still short (about 0.2 s).
 _GROUP = 16
-#: Keras casts seed pairs to int32 with floormod(seed, 2**31 - 2).
-_SEED_MODULUS = 2**31 - 2
 _started = False
 
 
@@ -163,21 +139,6 @@ def _start() -> None:
         with _quiet():
             tf.config.list_logical_devices()
         _started = True
-
-
-def _call_text(name: str, kwargs: dict) -> str:
-    return f"keras.initializers.{name}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})"
-
-
-@contextmanager
-def python_random_seeded(seed: int):
-    """Python's ``random`` seeded with ``seed`` for the duration; its state restored after."""
-    saved = random.getstate()
-    random.seed(seed)
-    try:
-        yield
-    finally:
-        random.setstate(saved)
 
 
 class SeedTable(keras.random.SeedGenerator):
@@ -241,14 +202,6 @@ class Batcher:
         return out[:count] if padded else out
 
 
-def generator_pairs(a: int, count: int) -> np.ndarray:
-    """The seed pairs of the first ``count`` calls of ``SeedGenerator(a)``, as Keras casts them."""
-    pairs = np.zeros((count, 2), dtype=np.int64)
-    pairs[:, 0] = a % _SEED_MODULUS
-    pairs[:, 1] = np.arange(count) % _SEED_MODULUS
-    return pairs.astype(np.int32)
-
-
 def default_seed_pairs(seed: int, count: int) -> np.ndarray:
     """The pairs of ``count`` unseeded initializers built one after another with
     Python's ``random`` seeded with ``seed``: ``[make_default_seed(), 0]`` each,
@@ -258,11 +211,6 @@ def default_seed_pairs(seed: int, count: int) -> np.ndarray:
     pairs = np.zeros((count, 2), dtype=np.int64)
     pairs[:, 0] = np.asarray(firsts, dtype=np.int64) % _SEED_MODULUS
     return pairs.astype(np.int32)
-
-
-def _batch_seed(seed: int) -> int:
-    """The integer seed of a draw or a batch, as Keras takes it."""
-    return seed % (2**31 - 1)
 
 
 class Keras(Framework):
@@ -300,15 +248,10 @@ class Keras(Framework):
     def default_rows(self, layer, device, dtype):
         """Dense / ConvND: kernel GlorotUniform, U(+-sqrt(6 / (fan_in + fan_out))); bias zeros."""
         self._require_tensorflow()
-        if len(layer.kernel) > 3:
-            return [("kernel", Skip(self.name, "keras.layers", f"keras.layers has no {len(layer.kernel)}-d convolution"))]
-        if layer.kernel:
-            name = f"Conv{len(layer.kernel)}D"
-            args = (layer.out_features, layer.kernel)
-            input_shape = (None, *([None] * len(layer.kernel)), layer.in_features)
-        else:
-            name, args, input_shape = "Dense", (layer.out_features,), (None, layer.in_features)
-        call = f"keras.layers.{name}({', '.join(map(str, args))})"
+        found = default_layer(layer)
+        if isinstance(found, str):
+            return [("kernel", Skip(self.name, "keras.layers", found))]
+        name, args, input_shape, call = found
         bound = math.sqrt(6.0 / (layer.fan_in + layer.fan_out))
         layer_class = getattr(keras.layers, name)
         shape = layer.shape("keras")
@@ -441,50 +384,3 @@ class _LayerKernels:
             if not self.faithful:
                 return self.built(seed, count)
         return drawn
-
-
-#: Keras 3's initializers of the structured schemes: (class name, its keyword for gain or value).
-_STRUCTURED = {"orthogonal": "Orthogonal", "eye": "Identity", "constant": "Constant", "zeros": "Zeros",
-               "ones": "Ones"}
-_NO_STRUCTURED = {
-    "sparse": "keras.initializers has no sparse initializer",
-    "dirac": "keras.initializers has no Dirac initializer (Identity is 2-d only)",
-    "delta-orthogonal": "keras.initializers has no delta-orthogonal initializer",
-}
-
-
-def _initializer(spec, layer):
-    """(class name, kwargs, law) or the reason to skip."""
-    if spec.structured:
-        if spec.scheme in _NO_STRUCTURED:
-            return _NO_STRUCTURED[spec.scheme]
-        name = _STRUCTURED[spec.scheme]
-        if spec.scheme in ("orthogonal", "eye"):
-            kwargs = {"gain": 1.0 if spec.gain is None else spec.gain}
-        elif spec.scheme == "constant":
-            kwargs = {"value": spec.constant_value}
-        else:
-            kwargs = {}
-        return name, kwargs, None  # the law comes from the shape (Keras._structured_plan)
-    if spec.uses_fans:
-        call = scaling.resolve(spec, normal_means="truncated-normal")
-        law = call.law(layer.fan_in, layer.fan_out)
-        if call.named:
-            return f"{_CLASS[call.named]}{'Uniform' if call.uniform else 'Normal'}", {}, law
-        kwargs = {"scale": call.scale, "mode": call.mode, "distribution": call.distribution}
-        return "VarianceScaling", kwargs, law
-    if spec.scheme in ("normal", "uniform"):
-        name = "RandomNormal" if spec.scheme == "normal" else "RandomUniform"
-        kwargs = {"mean": spec.mean, "stddev": spec.std} if spec.scheme == "normal" else {"minval": spec.low, "maxval": spec.high}
-        return name, kwargs, spec.law(layer.fan_in, layer.fan_out)
-    # trunc-normal: Keras cuts at mean +- 2 stddev and nowhere else
-    two = 2.0 * spec.std
-    if math.isclose(spec.low, spec.mean - two, rel_tol=1e-9, abs_tol=1e-12) and math.isclose(
-        spec.high, spec.mean + two, rel_tol=1e-9, abs_tol=1e-12
-    ):
-        law = TruncatedNormal(spec.mean, spec.std, spec.mean - two, spec.mean + two)
-        return "TruncatedNormal", {"mean": spec.mean, "stddev": spec.std}, law
-    return (
-        f"keras.initializers.TruncatedNormal always cuts at mean ± 2 stddev "
-        f"([{spec.mean - two:g}, {spec.mean + two:g}]), not at [{spec.low:g}, {spec.high:g}]"
-    )
