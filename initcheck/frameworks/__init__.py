@@ -17,6 +17,7 @@ ADAPTERS = {
     "torch": ("initcheck.frameworks.pytorch", "PyTorch", "torch"),
     "keras": ("initcheck.frameworks.tf_keras", "Keras", "tensorflow"),
     "jax": ("initcheck.frameworks.jax_nn", "Jax", "jax"),
+    "mlx": ("initcheck.frameworks.mlx_nn", "Mlx", "mlx"),
     "reference": ("initcheck.frameworks.reference", "Reference", "numpy"),
 }
 ALIASES = {"pytorch": "torch", "numpy": "reference", "tensorflow": "keras", "tf": "keras"}
