@@ -17,6 +17,12 @@ and after, with ``--json``, and compare.  Rows are matched by their ``key``
   (default 1e-6, like the rest of initcheck).  Only rows with at least two
   finite values in both runs are tested.
 
+Under the table, a power line states what the tests would have flagged: for
+the mean, variance and KS tests, the smallest shift detected with probability
+0.999 in the least powerful matched row, each test at the Bonferroni level
+alpha / T (T tests, a lower bound of every Holm level; see :func:`shift_reach`),
+so "none changed significantly" comes with the size of change it rules out.
+
 The two runs are treated as independent samples.  Runs with the same seed of
 an unchanged sampler draw the same values: the tests then see no shift at all,
 and positively correlated samples only make them conservative.
@@ -48,7 +54,9 @@ import numpy as np
 from rich.table import Table
 from rich.text import Text
 
+from initcheck.check_result import POWER
 from initcheck.checks import two_sided_pvalue, z_critical
+from initcheck.laws import standard_normal_quantile
 from initcheck.policy import holm
 from initcheck.errors import InputError
 from initcheck.report import REPORT_SCHEMA, json_safe
@@ -79,6 +87,13 @@ class ShiftTest:
     new: str
     #: n1 n2 / (n1 + n2) for a KS test (its critical value needs it), else None.
     effective_n: float | None = None
+    #: (n1, n2), the finite values of each run, for the power statement.
+    counts: tuple[int, int] | None = None
+    #: Variance test: the larger of the two runs' kurtoses m4 / s^4.
+    kurtosis: float | None = None
+    #: KS test: how far D read at the cell edges may lie below the true D
+    #: (the largest cell's share of either run; 0 for the exact 16-bit D).
+    resolution: float = 0.0
     level: float | None = None
     threshold: float | None = None
     passed: bool | None = None
@@ -254,6 +269,11 @@ class Comparison:
     def tests(self) -> list[ShiftTest]:
         return [t for row in self.rows for t in row.tests]
 
+    @property
+    def power(self) -> Power | None:
+        """The smallest shifts the tests would have flagged (see :class:`Power`)."""
+        return comparison_power(self.rows, self.alpha)
+
     def changes(self) -> list[Change]:
         found = []
         for row in self.gone:
@@ -293,6 +313,7 @@ class Comparison:
             "rows": [r.to_dict() for r in self.rows],
             "changes": [c.to_dict() for c in self.changes()],
             "regressions": [r.to_dict() for r in self.regressions],
+            "power": self.power.to_dict() if self.power is not None else None,
             "exit_code": self.exit_code,
         })
 
@@ -330,7 +351,9 @@ def mean_shift(old: Summary, new: Summary) -> ShiftTest:
     variance = old.variance / old.count + new.variance / new.count
     scale = old.std if old.std > 0 else 1.0
     detail = f"mean moved {difference / scale:+.3g}σ (of the old std)"
-    return _z_test("mean", difference, variance, detail, f"{old.mean:.4g}", f"{new.mean:.4g}")
+    test = _z_test("mean", difference, variance, detail, f"{old.mean:.4g}", f"{new.mean:.4g}")
+    test.counts = (old.count, new.count)
+    return test
 
 
 def variance_shift(old: Summary, new: Summary) -> ShiftTest:
@@ -347,7 +370,11 @@ def variance_shift(old: Summary, new: Summary) -> ShiftTest:
     variance += max(new.central_moment(4) - s2 * s2, 0.0) / new.count
     relative = new.std / old.std - 1.0 if old.std > 0 else math.inf
     detail = f"std {relative * 100:+.2f}%"
-    return _z_test("variance", s2 - s1, variance, detail, f"{old.std:.4g}", f"{new.std:.4g}")
+    test = _z_test("variance", s2 - s1, variance, detail, f"{old.std:.4g}", f"{new.std:.4g}")
+    test.counts = (old.count, new.count)
+    kurtoses = [s.central_moment(4) / s.central_moment(2) ** 2 for s in (old, new) if s.central_moment(2) > 0]
+    test.kurtosis = max(kurtoses) if kurtoses else None
+    return test
 
 
 def kolmogorov_pvalue(d: float, effective_n: float) -> float:
@@ -365,10 +392,12 @@ def ks_critical_two_sample(level: float, effective_n: float) -> float:
     return float(kolmogi(level)) / math.sqrt(effective_n)
 
 
-def _ks_result(d: float, where: float, f_old: float, f_new: float, n1: int, n2: int, how: str) -> ShiftTest:
+def _ks_result(d: float, where: float, f_old: float, f_new: float, n1: int, n2: int, how: str,
+               resolution: float = 0.0) -> ShiftTest:
     effective_n = n1 * n2 / (n1 + n2)
     detail = f"KS D = {d:.3g} ({how}): the CDF at x = {where:.4g}"
-    return ShiftTest("ks", d, kolmogorov_pvalue(d, effective_n), detail, f"{f_old:.4g}", f"{f_new:.4g}", effective_n)
+    return ShiftTest("ks", d, kolmogorov_pvalue(d, effective_n), detail, f"{f_old:.4g}", f"{f_new:.4g}", effective_n,
+                     counts=(n1, n2), resolution=resolution)
 
 
 def ks_shift(old: Summary, new: Summary) -> ShiftTest | NotCompared:
@@ -401,8 +430,9 @@ def ks_shift(old: Summary, new: Summary) -> ShiftTest | NotCompared:
     gaps = np.abs(f_new - f_old)
     k = int(np.argmax(gaps))
     edges = old.grid.edges()
+    largest_cell = max(float(np.max(old.hist)) / old.count, float(np.max(new.hist)) / new.count)
     return _ks_result(float(gaps[k]), float(edges[k]), float(f_old[k]), float(f_new[k]),
-                      old.count, new.count, "binned: a lower bound")
+                      old.count, new.count, "binned: a lower bound", largest_cell)
 
 
 def _ks_exact_16bit(old: Summary, new: Summary) -> ShiftTest:
@@ -506,6 +536,103 @@ def shift_tests(old: Summary, new: Summary) -> tuple[list[ShiftTest], list[NotCo
         elif extra is not None:
             tests.append(extra)
     return tests, skipped
+
+
+# ------------------------------------------------------------------------- power
+
+
+@dataclass(frozen=True)
+class Reach:
+    """The smallest shift of one kind that the comparison detects with
+    probability POWER, in its least powerful row."""
+
+    name: str  # "mean", "variance" or "ks"
+    value: float  # in sigmas (mean), a relative std change (variance), a CDF distance (ks)
+    key: str  # the row where it is largest
+    counts: tuple[int, int]
+
+    @property
+    def text(self) -> str:
+        if self.name == "mean":
+            return f"a mean shift ≥ {self.value:.2g}σ"
+        if self.name == "variance":
+            return f"a std change ≥ {self.value * 100:.2g}%"
+        return f"a KS distance ≥ {self.value:.2g}"
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "value": self.value, "key": self.key, "counts": list(self.counts)}
+
+
+def shift_reach(test: ShiftTest, level: float) -> float | None:
+    """The smallest true shift that ``test`` detects with probability POWER
+    when it is tested at ``level`` (None for the positions test, whose
+    chi-square has no single effect size).  With n1, n2 the runs' finite
+    values, z_c the two-sided critical value at ``level`` and z_b the POWER
+    quantile of the standard normal:
+
+    * mean: a shift of (z_c + z_b) sqrt(1/n1 + 1/n2) old standard deviations
+      (the two runs' std taken equal);
+    * variance: the relative variance change r = (z_c + z_b) sqrt((k - 1)(1/n1 + 1/n2)),
+      k the larger kurtosis of the two runs, given as the std decrease
+      1 - sqrt(1 - r) (the larger of the two directions);
+    * KS: a true distance Δ between the two CDFs is seen as D ≥ Δ - ε1 - ε2 -
+      resolution, where εi = sqrt(ln(4 / (1 - POWER)) / (2 ni)) bounds each
+      empirical CDF's error with probability 1 - (1 - POWER) / 2 (DKW) and
+      ``resolution`` the largest cell's share (binned D is read at the cell
+      edges); Δ is detected when that reaches the two-sample critical value
+      kolmogi(level) sqrt(1/n1 + 1/n2)."""
+    if test.counts is None or test.name not in ("mean", "variance", "ks"):
+        return None
+    n1, n2 = test.counts
+    spread = math.sqrt(1.0 / n1 + 1.0 / n2)
+    z = z_critical(level) + standard_normal_quantile(POWER)
+    if test.name == "mean":
+        return z * spread
+    if test.name == "variance":
+        if test.kurtosis is None:
+            return None
+        relative_variance = z * spread * math.sqrt(max(test.kurtosis - 1.0, 0.0))
+        return 1.0 - math.sqrt(1.0 - relative_variance) if relative_variance < 1.0 else 1.0
+    noise = sum(math.sqrt(math.log(4.0 / (1.0 - POWER)) / (2.0 * n)) for n in (n1, n2))
+    return ks_critical_two_sample(level, n1 * n2 / (n1 + n2)) + noise + test.resolution
+
+
+@dataclass(frozen=True)
+class Power:
+    """What the comparison would have flagged: for the mean, variance and KS
+    tests, the smallest shift detected with probability POWER in the least
+    powerful row, every test taken at the Bonferroni level alpha / T (T the
+    number of tests), a lower bound of its Holm level, so the statement holds
+    for Holm too."""
+
+    level: float
+    tests: int
+    reaches: tuple[Reach, ...]
+
+    @property
+    def text(self) -> str:
+        parts = ", ".join(reach.text for reach in self.reaches)
+        return (f"Power (probability {POWER:g}, each test at alpha/{self.tests:,} = {self.level:.2g}, "
+                f"the least powerful row): flags {parts} between the runs.")
+
+    def to_dict(self) -> dict:
+        return {"probability": POWER, "level": self.level, "tests": self.tests,
+                "reaches": [reach.to_dict() for reach in self.reaches], "text": self.text}
+
+
+def comparison_power(rows: list[RowComparison], alpha: float) -> Power | None:
+    """The weakest row's reach of each test kind (None when nothing was tested)."""
+    tests = [(row.key, test) for row in rows for test in row.tests]
+    if not tests:
+        return None
+    level = alpha / len(tests)
+    weakest: dict[str, Reach] = {}
+    for key, test in tests:
+        reach = shift_reach(test, level)
+        if reach is not None and (test.name not in weakest or reach > weakest[test.name].value):
+            weakest[test.name] = Reach(test.name, reach, key, test.counts)
+    reaches = tuple(weakest[name] for name in ("mean", "variance", "ks") if name in weakest)
+    return Power(level, len(tests), reaches) if reaches else None
 
 
 # --------------------------------------------------------------------------- reports
@@ -763,4 +890,7 @@ def render_comparison(comparison: Comparison, console) -> None:
     kinds_text = ", ".join("KS" if name == "ks" else name for name in kinds) or "none"
     console.print(f"Family-wise alpha {comparison.alpha:g}, Holm over {len(comparison.tests)} two-sample tests "
                   f"({kinds_text}) of {_plural(len(comparison.rows), 'matched row')}.")
+    power = comparison.power
+    if power is not None:
+        console.print(power.text)
     console.print(summary_line(comparison), style="bold red" if comparison.regressions else "bold green")

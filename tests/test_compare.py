@@ -25,8 +25,10 @@ from initcheck.compare import (
     mean_shift,
     NotCompared,
     render_comparison,
+    shift_reach,
     variance_shift,
 )
+from initcheck.check_result import POWER
 from initcheck.errors import InputError
 from initcheck.grid import Grid
 from initcheck.laws import Normal
@@ -321,3 +323,54 @@ def test_16bit_ks_is_exact():
     effective_n = len(x) * len(y) / (len(x) + len(y))
     assert test.pvalue == pytest.approx(special.kolmogorov(math.sqrt(effective_n) * exact.statistic), rel=1e-12)
     assert test.pvalue == pytest.approx(exact.pvalue, rel=0.01)  # scipy's finite-n approximation
+
+
+# ------------------------------------------------------------------ the power line
+
+
+def test_the_power_line_states_the_weakest_rows_reach_at_the_bonferroni_level(reports):
+    comparison = compare_reports(reports["good"], reports["good_seed1"])
+    power = comparison.power
+    assert power.tests == len(comparison.tests) and power.level == pytest.approx(1e-6 / power.tests)
+    reaches = {reach.name: reach for reach in power.reaches}
+    assert list(reaches) == ["mean", "variance", "ks"]
+    [row] = [r for r in comparison.rows if r.key == CUSTOM_KEY]
+    n1, n2 = row.tests[0].counts
+    assert n1 >= 1_000_000 and n2 >= 1_000_000
+    z = stats.norm.isf(power.level / 2) + stats.norm.ppf(POWER)
+    assert reaches["mean"].value == pytest.approx(z * math.sqrt(1 / n1 + 1 / n2), rel=1e-9)
+    # a normal law has kurtosis 3: the variance reach is about z sqrt(2 (1/n1 + 1/n2)) / 2 in std
+    assert reaches["variance"].value == pytest.approx(z * math.sqrt(2 * (1 / n1 + 1 / n2)) / 2, rel=0.02)
+    assert 0 < reaches["ks"].value < 0.01
+    text = rendered(comparison)
+    assert "Power (probability 0.999, each test at alpha/" in text and "): flags a mean shift ≥ " in text
+    assert comparison.to_dict()["power"]["reaches"][0]["name"] == "mean"
+    # the planted 3% std error lies far beyond the reach: it was flagged, as the line promises
+    assert reaches["variance"].value < 0.03 / 3
+
+
+def test_a_shift_the_size_of_the_reach_is_flagged():
+    rng = np.random.default_rng(17)
+    law = Normal(0.0, 1.0)
+    grid = Grid.for_law(law)
+    n, level = 200_000, 1e-6 / 100
+    old = summary_of(rng.normal(0, 1, n), grid)
+    unmoved = summary_of(rng.normal(0, 1, n), grid)
+    mean = shift_reach(mean_shift(old, unmoved), level)
+    std = shift_reach(variance_shift(old, unmoved), level)
+    ks = shift_reach(ks_shift(old, unmoved), level)
+    assert mean < 0.03 and std < 0.03 and ks < 0.03
+    for test in (mean_shift(old, unmoved), variance_shift(old, unmoved), ks_shift(old, unmoved)):
+        assert test.pvalue > level  # a same-law pair is not flagged
+
+    def flagged(test) -> bool:
+        return test.pvalue <= level
+
+    assert flagged(mean_shift(old, summary_of(rng.normal(mean, 1, n), grid)))
+    assert flagged(variance_shift(old, summary_of(rng.normal(0, 1 - std, n), grid)))
+    # a mean shift delta moves the normal CDF by at most 2 Phi(delta / 2) - 1: that many = the KS reach
+    delta = 2 * stats.norm.ppf((1 + ks) / 2)
+    assert flagged(ks_shift(old, summary_of(rng.normal(delta, 1, n), grid)))
+    # the tests have no more power than that: a quarter of each reach goes unseen
+    assert not flagged(mean_shift(old, summary_of(rng.normal(mean / 4, 1, n), grid)))
+    assert not flagged(variance_shift(old, summary_of(rng.normal(0, 1 - std / 4, n), grid)))
