@@ -85,6 +85,7 @@ def gains_table(extra_slopes=()) -> tuple[Table, bool]:
 
 #: The distributions whose versions name each framework, read from package metadata (no import).
 DISTRIBUTIONS = {"torch": ("torch",), "keras": ("keras", "tensorflow"), "jax": ("jax", "jaxlib")}
+DISTRIBUTIONS["paddle"] = ("paddlepaddle",)
 DISTRIBUTIONS["mlx"] = ("mlx",)
 
 

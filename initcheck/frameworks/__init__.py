@@ -17,6 +17,7 @@ ADAPTERS = {
     "torch": ("initcheck.frameworks.pytorch", "PyTorch", "torch"),
     "keras": ("initcheck.frameworks.tf_keras", "Keras", "tensorflow"),
     "jax": ("initcheck.frameworks.jax_nn", "Jax", "jax"),
+    "paddle": ("initcheck.frameworks.paddle_nn", "Paddle", "paddle"),
     "mlx": ("initcheck.frameworks.mlx_nn", "Mlx", "mlx"),
     "reference": ("initcheck.frameworks.reference", "Reference", "numpy"),
 }
