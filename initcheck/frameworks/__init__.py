@@ -17,6 +17,8 @@ ADAPTERS = {
     "torch": ("initcheck.frameworks.pytorch", "PyTorch", "torch"),
     "keras": ("initcheck.frameworks.tf_keras", "Keras", "tensorflow"),
     "jax": ("initcheck.frameworks.jax_nn", "Jax", "jax"),
+    "keras-jax": ("initcheck.frameworks.keras_backends", "KerasJax", "jax"),
+    "keras-torch": ("initcheck.frameworks.keras_backends", "KerasTorch", "torch"),
     "paddle": ("initcheck.frameworks.paddle_nn", "Paddle", "paddle"),
     "mlx": ("initcheck.frameworks.mlx_nn", "Mlx", "mlx"),
     "reference": ("initcheck.frameworks.reference", "Reference", "numpy"),
