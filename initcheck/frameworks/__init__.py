@@ -19,6 +19,7 @@ ADAPTERS = {
     "jax": ("initcheck.frameworks.jax_nn", "Jax", "jax"),
     "keras-jax": ("initcheck.frameworks.keras_backends", "KerasJax", "jax"),
     "keras-torch": ("initcheck.frameworks.keras_backends", "KerasTorch", "torch"),
+    "tf-keras": ("initcheck.frameworks.keras2", "TfKeras", "tf_keras"),
     "paddle": ("initcheck.frameworks.paddle_nn", "Paddle", "paddle"),
     "mlx": ("initcheck.frameworks.mlx_nn", "Mlx", "mlx"),
     "reference": ("initcheck.frameworks.reference", "Reference", "numpy"),
