@@ -28,6 +28,7 @@ _EXPORTS = {
     "assert_law": "initcheck.api",
     "verify_model": "initcheck.model",
     "ModelVerification": "initcheck.model",
+    "propagate": "initcheck.propagate",
     "Check": "initcheck.api",
     "Scheme": "initcheck.api",
     "xavier": "initcheck.api",

@@ -691,3 +691,12 @@ def _register_model_command() -> None:
 
 
 _register_model_command()
+
+
+def _register_propagate_command() -> None:
+    from initcheck.cli_propagate import propagate_command
+
+    cli.add_command(propagate_command)
+
+
+_register_propagate_command()

@@ -251,7 +251,7 @@ def theory(widths: tuple[int, ...], second_moments: list[float], regime: Regime)
     backward = [0.0] * count
     backward[-1] = regime.slope_square
     for l in range(count - 1, 0, -1):
-        backward[l - 1] = widths[l] * second_moments[l] * regime.slope_square * backward[l]
+        backward[l - 1] = widths[l + 1] * second_moments[l] * regime.slope_square * backward[l]
     inputs = [1.0, *forward[:-1]]
     return forward, backward, [inputs[l] * backward[l] for l in range(count)]
 
