@@ -99,7 +99,9 @@ DIAGNOSIS_LEVEL = 1e-9
 #: name -> (module, class, the import name of the framework).
 MODEL_ADAPTERS = {
     "flax": ("initcheck.frameworks.flax_model", "FlaxModels", "flax"),
+    "equinox": ("initcheck.frameworks.equinox_model", "EquinoxModels", "equinox"),
     "keras": ("initcheck.frameworks.keras_model", "KerasModels", "keras"),
+    "paddle": ("initcheck.frameworks.paddle_model", "PaddleModels", "paddle"),
     "torch": ("initcheck.frameworks.torch_model", "TorchModels", "torch"),
 }
 
@@ -641,7 +643,8 @@ def seed_check(row: ParameterRow) -> CheckResult | None:
 def verify_model(target, *, rules=None, preset: str | None = None, samples: int = DEFAULT_SAMPLES,
                  instances: int | None = None, max_instances: int = DEFAULT_MAX_INSTANCES,
                  time_limit: float = DEFAULT_TIME_LIMIT, seed: int = 0, alpha: float = 1e-6,
-                 strict: bool = False, progress: bool = False) -> ModelVerification:
+                 strict: bool = False, progress: bool = False, nproc: int | None = None,
+                 timeout: float | None = None, device: str = "cpu") -> ModelVerification:
     """Verify every parameter of the model ``target()`` builds (module docstring).
 
     ``target``  ``FILE.py:FACTORY``, ``package.module:FACTORY`` or a callable;
@@ -650,7 +653,10 @@ def verify_model(target, *, rules=None, preset: str | None = None, samples: int 
     ``samples`` values per parameter; ``instances`` fixes the number of
     instances (otherwise as many as ``samples`` needs, within ``max_instances``
     and ``time_limit`` seconds); ``seed``, ``alpha``, ``strict`` as for
-    :func:`initcheck.verify_all`.
+    :func:`initcheck.verify_all`.  ``nproc`` N: on N ranks of torch.distributed
+    (gloo, or NCCL with ``device="cuda"``), the factory building and sharding
+    its model on every rank, ``timeout`` seconds without progress ending the
+    run (:mod:`initcheck.sharded`).
 
     >>> import torch, initcheck
     >>> result = initcheck.verify_model(lambda: torch.nn.Linear(64, 32), samples=10**5)
@@ -658,9 +664,16 @@ def verify_model(target, *, rules=None, preset: str | None = None, samples: int 
     ('PASS', '2 parameters: 2 PASS')
     """
     from initcheck.model_rules import load_rules
-    from initcheck.policy import decide
     from initcheck.progress import Progress
 
+    if nproc is not None:
+        from initcheck.distributed import DEFAULT_TIMEOUT
+        from initcheck.sharded import verify_sharded
+
+        return verify_sharded(target, nproc=nproc, timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
+                              device=device, rules=rules, preset=preset, samples=samples, instances=instances,
+                              max_instances=max_instances, time_limit=time_limit, seed=seed, alpha=alpha,
+                              strict=strict, progress=progress)
     check_numbers(samples, instances, max_instances, time_limit, seed, alpha)
     if preset is not None:
         from initcheck.presets import PRESET_NAMES
@@ -709,14 +722,26 @@ def verify_model(target, *, rules=None, preset: str | None = None, samples: int 
         stopped = f"the instance cap ({max_instances:,})"
     for row in rows:
         row.flush()
-    sampled = _sampled(rows, adapter, samples, copies)
-    results = tuple(_diagnosed(r, defaults.get(r.layer)) for r in decide(sampled, alpha, strict))
     tied = tuple((ref.name, ref.tied_to) for ref in refs if ref.tied_to is not None)
-    results = tuple(_with_tied(r, tied) for r in results)
+    results = model_results(rows, adapter, samples, copies, defaults, tied, alpha, strict)
     total = time.perf_counter() - started
     return ModelVerification(results, samples, seed, alpha, strict, interrupted="interrupt" in stopped,
                              target=name, framework=adapter.name, instances=built, stopped=stopped, tied=tied,
                              build_seconds=build_seconds, check_seconds=total - build_seconds)
+
+
+def model_results(rows: list[ParameterRow], adapter, samples: int, copies: dict[str, list[str]],
+                  defaults: dict[str, Expectation], tied: tuple[tuple[str, str], ...], alpha: float, strict: bool,
+                  extra: dict[str, list[CheckResult]] | None = None) -> tuple[RowResult, ...]:
+    """The decided rows of folded parameters: each row's checks, the
+    model-level ones first (``extra``, name -> more of them, before the
+    ``seed`` and ``duplicate`` checks), one Holm family, the diagnosis and
+    the tied names."""
+    from initcheck.policy import decide
+
+    sampled = _sampled(rows, adapter, samples, copies, extra)
+    results = tuple(_diagnosed(r, defaults.get(r.layer)) for r in decide(sampled, alpha, strict))
+    return tuple(_with_tied(r, tied) for r in results)
 
 
 def _observe_all(rows: list[ParameterRow], adapter, model, instance: int, last: bool) -> None:
@@ -763,7 +788,8 @@ def _checked(row: ParameterRow):
     return summary, checks
 
 
-def _sampled(rows: list[ParameterRow], adapter, samples: int, copies: dict[str, list[str]]) -> list[Sampled]:
+def _sampled(rows: list[ParameterRow], adapter, samples: int, copies: dict[str, list[str]],
+             extra: dict[str, list[CheckResult]] | None = None) -> list[Sampled]:
     """Each row's :class:`Sampled`: its summary and checks, the model-level checks first."""
     checked = [_checked(row) for row in rows]  # (mostly Python: threads would only contend for the GIL)
     sampled = []
@@ -781,7 +807,7 @@ def _sampled(rows: list[ParameterRow], adapter, samples: int, copies: dict[str, 
         if summary is None:  # every value is a fixed row
             done.reason = "every value is fixed by the law"
         done.summary, done.checks = summary, own
-        model_level = []  # first, so that the reason leads with them
+        model_level = list((extra or {}).get(ref.name, ()))  # first, so that the reason leads with them
         seed = seed_check(row)
         if seed is not None:
             model_level.append(seed)
