@@ -281,3 +281,65 @@ def test_calibration_layer_defaults_at_the_default_n(paddle_framework, seed):
             for _, plan in paddle_framework.default_rows(layer, "cpu", "float32")]
     results = check_rows(rows, samples=10_000_000, seed=seed)
     assert [r.verdict for r in results] == ["PASS"] * 4
+
+
+# -- initcheck model ---------------------------------------------------------------------------------------
+
+def _every_layer():
+    from initcheck.frameworks.paddle_nn import paddle
+
+    nn = paddle.nn
+
+    class EveryLayer(nn.Layer):
+        def __init__(self):
+            super().__init__()
+            self.embed = nn.Embedding(20, 6, padding_idx=-1)
+            self.grouped = nn.Conv1D(6, 8, 3, groups=2)
+            self.up = nn.Conv1DTranspose(8, 4, 3)
+            self.norm = nn.LayerNorm(4)
+            self.bn = nn.BatchNorm1D(4)
+            self.gru = nn.GRU(4, 16)
+            self.head = nn.Linear(16, 5)
+            self.act = nn.PReLU()
+
+    assert paddle.get_default_dtype() == "float32"
+    return EveryLayer()
+
+
+def test_a_paddle_model_passes_its_layer_defaults():
+    import initcheck
+    from initcheck.frameworks.paddle_nn import paddle
+
+    names_before = paddle.utils.unique_name.generate("linear")
+    result = initcheck.verify_model(_every_layer, samples=1_000)
+    assert result.framework == "paddle" and result.verdict == "PASS", str(result)
+    by_name = {row.layer: row for row in result}
+    assert {"embed.weight", "grouped.weight", "up.weight", "bn._variance", "gru.weight_ih_l0", "head.weight",
+            "act._weight"} <= set(by_name)
+    assert by_name["grouped.weight"].law == Normal(0.0, math.sqrt(2.0 / 18))  # in_channels 6, not 6 / 2
+    assert by_name["head.weight"].law == Uniform(-math.sqrt(6.0 / 21), math.sqrt(6.0 / 21))
+    assert any(tied.startswith("gru.0.cell.") for tied, _ in result.tied)
+    # the instances took their names from a fresh generator: the caller's counter moved by one, its own
+    assert paddle.utils.unique_name.generate("linear") == f"linear_{int(names_before.split('_')[1]) + 1}"
+
+
+def test_a_reinitialized_paddle_weight_fails_its_default():
+    import initcheck
+    from initcheck.frameworks.paddle_nn import paddle
+
+    nn = paddle.nn
+
+    def reinitialized():
+        return nn.Linear(16, 16, weight_attr=paddle.ParamAttr(initializer=nn.initializer.Normal(0.0, 1.0)))
+
+    result = initcheck.verify_model(reinitialized, samples=3_000)
+    assert [(row.layer, row.verdict) for row in result] == [("weight", "FAIL"), ("bias", "PASS")]
+
+
+def test_rules_on_a_paddle_model_are_one_line_until_its_layout_is_known():
+    import initcheck
+    from initcheck.errors import InputError
+    from initcheck.frameworks.paddle_nn import paddle
+
+    with pytest.raises(InputError, match="unknown layout 'paddle'"):
+        initcheck.verify_model(lambda: paddle.nn.Linear(4, 4), rules=[{"match": "*", "scheme": "zeros"}], samples=100)
