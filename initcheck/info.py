@@ -86,6 +86,7 @@ def gains_table(extra_slopes=()) -> tuple[Table, bool]:
 #: The distributions whose versions name each framework, read from package metadata (no import).
 DISTRIBUTIONS = {"torch": ("torch",), "keras": ("keras", "tensorflow"), "jax": ("jax", "jaxlib")}
 DISTRIBUTIONS["paddle"] = ("paddlepaddle",)
+DISTRIBUTIONS.update({"keras-jax": ("keras", "jax"), "keras-torch": ("keras", "torch"), "tf-keras": ("tf_keras", "tensorflow")})
 DISTRIBUTIONS["mlx"] = ("mlx",)
 
 
