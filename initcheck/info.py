@@ -88,6 +88,7 @@ DISTRIBUTIONS = {"torch": ("torch",), "keras": ("keras", "tensorflow"), "jax": (
 DISTRIBUTIONS["paddle"] = ("paddlepaddle",)
 DISTRIBUTIONS.update({"keras-jax": ("keras", "jax"), "keras-torch": ("keras", "torch"), "tf-keras": ("tf_keras", "tensorflow")})
 DISTRIBUTIONS["mlx"] = ("mlx",)
+DISTRIBUTIONS["jax"] += ("flax", "equinox", "dm-haiku")  # the layer libraries of `defaults -f jax`
 
 
 def _metadata_versions(name: str) -> str | None:
