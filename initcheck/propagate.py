@@ -222,7 +222,7 @@ def oriented(weight, layer: Layer, layout: str) -> np.ndarray:
     store a dense weight ``(out, in)``, Keras, JAX and Paddle ``(in, out)``
     (the reference sampler draws the torch shape whatever its layout: its
     entries are iid, so only the shape is read off it)."""
-    array = np.array(weight, dtype=np.float64)  # a copy: the adapter may reuse its buffer
+    array = np.asarray(weight).astype(np.float64, copy=True)  # a copy: the adapter may reuse its buffer
     if array.shape not in ((layer.fan_in, layer.fan_out), (layer.fan_out, layer.fan_in)):
         raise InputError(f"the initializer returned shape {array.shape} for the dense layer {layer.describe()}")
     if layer.fan_in == layer.fan_out:
