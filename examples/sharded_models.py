@@ -57,7 +57,7 @@ def fsdp_seeded_apart() -> nn.Module:
         model = _mlp()
     _fully_shard(model)
     model.to_empty(device="cpu")
-    torch.manual_seed(torch.initial_seed() + 1 + dist.get_rank())
+    torch.manual_seed(_rank_seed(torch.initial_seed(), 1))
     for layer in model:
         if isinstance(layer, nn.Linear):
             layer.reset_parameters()
@@ -77,17 +77,23 @@ def fsdp_common_seed() -> nn.Module:
     return model
 
 
-def _row_parallel(bound_of_local_fan: bool) -> nn.Module:
+def _rank_seed(shared: int, stream: int) -> int:
+    """A seed of this rank's own, from the seed every rank shares (one stream
+    per use, so two uses never draw the same values)."""
+    return (shared * 1_000_003 + stream * 65_537 + dist.get_rank() + 1) % (1 << 62)
+
+
+def _row_parallel(bound_of_local_fan: bool, shared: int, stream: int = 0) -> nn.Module:
     """A Linear whose weight (out, in) is split along ``in`` over the ranks
     (``Shard(1)``, row-parallel), each rank initializing its (out, in / N)
     shard with its own generator seeded apart; the bias is replicated."""
     from torch.distributed.tensor import DTensor, Replicate, Shard
 
-    mesh, world, rank = _mesh(), dist.get_world_size(), dist.get_rank()
+    mesh, world = _mesh(), dist.get_world_size()
     with torch.device("meta"):
         layer = nn.Linear(4 * WIDTH, WIDTH)
     local = torch.empty(WIDTH, 4 * WIDTH // world)
-    generator = torch.Generator().manual_seed(torch.initial_seed() + 1 + rank)
+    generator = torch.Generator().manual_seed(_rank_seed(shared, stream))
     fan_in = local.shape[1] if bound_of_local_fan else 4 * WIDTH
     bound = 1.0 / math.sqrt(fan_in)
     local.uniform_(-bound, bound, generator=generator)
@@ -99,9 +105,35 @@ def _row_parallel(bound_of_local_fan: bool) -> nn.Module:
 
 def row_parallel_local_fan() -> nn.Module:
     """Wrong: each shard's bound is 1/√(in / N), the local fan: std √N too large."""
-    return _row_parallel(True)
+    return _row_parallel(True, torch.initial_seed())
 
 
 def row_parallel_global_fan() -> nn.Module:
     """Right: each shard drawn with the global fan, 1/√in."""
-    return _row_parallel(False)
+    return _row_parallel(False, torch.initial_seed())
+
+
+def sharding_cases() -> nn.Module:
+    """The four cases side by side in one model (one launch checks them all):
+    ``whole`` and ``seeded`` right, ``common`` with identical shards,
+    ``local_fan`` with the std of the local fan, ``global_fan`` right."""
+    from torch.distributed.fsdp import fully_shard
+
+    mesh, shared = _mesh(), torch.initial_seed()
+    model = nn.Module()
+    model.whole = fully_shard(nn.Linear(WIDTH, WIDTH), mesh=mesh)
+    for name, apart in (("seeded", True), ("common", False)):
+        with torch.device("meta"):
+            layer = nn.Linear(WIDTH, WIDTH)
+        fully_shard(layer, mesh=mesh)
+        layer.to_empty(device="cpu")
+        if apart:
+            state = torch.random.get_rng_state()
+            torch.manual_seed(_rank_seed(shared, 1))
+        layer.reset_parameters()
+        if apart:
+            torch.random.set_rng_state(state)
+        setattr(model, name, layer)
+    model.local_fan = _row_parallel(True, shared, stream=2)
+    model.global_fan = _row_parallel(False, shared, stream=3)
+    return model

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from initcheck.errors import InputError
+from initcheck.distributed import DEFAULT_TIMEOUT
 from initcheck.model import DEFAULT_MAX_INSTANCES, DEFAULT_SAMPLES, DEFAULT_TIME_LIMIT, check_numbers
 from initcheck.presets import PRESET_NAMES
 
@@ -34,8 +35,15 @@ from initcheck.presets import PRESET_NAMES
 @click.option("--plot-failures", is_flag=True, help="With --plot: only parameters that FAIL or WARN.")
 @click.option("--quiet", "-q", is_flag=True, help="Print the table only when something failed.")
 @click.option("--progress/--no-progress", default=True, help="Progress bar on stderr.")
+@click.option("--nproc", type=int, help="Build the model on N ranks of torch.distributed (gloo; NCCL with --device "
+                                        "cuda): FACTORY() shards it (FSDP2, DTensor) on every rank, and the global "
+                                        "parameters are verified from the merged shards.")
+@click.option("--timeout", type=float, default=DEFAULT_TIMEOUT, show_default=True,
+              help="With --nproc: a rank that makes no progress for this many seconds ends the run (exit 2).")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
+              help="With --nproc: cpu (gloo) or cuda (NCCL, one GPU per rank).")
 def model_command(target, rules_path, preset, samples, instances, max_instances, time_limit, seed, alpha, strict,
-                  json_path, junit_path, plot_dir, plot_failures, quiet, progress):
+                  json_path, junit_path, plot_dir, plot_failures, quiet, progress, nproc, timeout, device):
     """Verify every parameter of a model: TARGET is FILE.py:FACTORY or
     package.module:FACTORY, FACTORY() returning a freshly built model (a torch
     nn.Module, transformers models included; a Keras model; a Flax NNX module,
@@ -47,6 +55,13 @@ def model_command(target, rules_path, preset, samples, instances, max_instances,
     row is SKIP with the reason.  Parameters equal within an instance (up to
     sign or scale) and random parameters identical across instances fail; tied
     parameters are reported as tied.
+
+    With --nproc N, initcheck starts N ranks, seeds each alike (as a training
+    script does) and calls FACTORY() on every rank; each rank folds its
+    shards, the statistics are merged by all-reduce, and rank 0 checks the
+    global parameters: shards equal across ranks, laws of the local fans and
+    replicas that differ fail.  A rank that raises, dies or hangs past
+    --timeout ends the run with one line naming it (exit 2).
     """
     from initcheck import cli as main_cli
     from initcheck.model import verify_model
@@ -62,11 +77,20 @@ def model_command(target, rules_path, preset, samples, instances, max_instances,
     count = parse_samples(samples) if samples is not None else None
     check_numbers(count or DEFAULT_SAMPLES, instances, max_instances, time_limit, seed, alpha,
                   spell=lambda name: "--" + name.replace("_", "-"))
+    if nproc is None and device != "cpu":
+        raise InputError("--device cuda goes with --nproc N (a single-process factory places its model itself)")
+    distributed = {"nproc": nproc, "timeout": timeout, "device": device} if nproc is not None else {}
     with main_cli.stop_signals():
-        result = verify_model(target, rules=rules_path, preset=preset,
-                              **({"samples": count} if count is not None else {}), instances=instances,
-                              max_instances=max_instances, time_limit=time_limit, seed=seed, alpha=alpha,
-                              strict=strict, progress=progress)
+        try:
+            result = verify_model(target, rules=rules_path, preset=preset,
+                                  **({"samples": count} if count is not None else {}), instances=instances,
+                                  max_instances=max_instances, time_limit=time_limit, seed=seed, alpha=alpha,
+                                  strict=strict, progress=progress, **distributed)
+        except KeyboardInterrupt:
+            if nproc is None:
+                raise
+            click.echo(f"initcheck: interrupted: all {nproc} ranks stopped (exit 130)", err=True)
+            return 130
     code = 130 if result.interrupted else exit_code(list(result.results))
     if code or not quiet:
         render_model(result, make_console(), f"initcheck model {target}")
@@ -74,6 +98,8 @@ def model_command(target, rules_path, preset, samples, instances, max_instances,
         click.echo(f"initcheck: nothing was checked: every parameter was skipped (exit {NOTHING_CHECKED})", err=True)
     settings = {"samples": result.samples, "seed": seed, "alpha": alpha, "device": "per parameter",
                 "strict": strict, "interrupted": result.interrupted}
+    if nproc is not None:
+        settings.update(nproc=nproc, backend=result.backend)
     try:
         if json_path or junit_path:
             env = environment([])

@@ -1,7 +1,8 @@
 """The table of ``initcheck model``: one row per parameter, grouped by module.
 
 Each row names the parameter, the law it was checked against and where that
-law comes from (a rule, the preset, the layer type's default), N, the mean
+law comes from (a rule, the preset, the layer type's default), how it is
+placed over the ranks of a sharded run (``Shard(0) over 4 ranks``), N, the mean
 and std against the law, KS D against its critical value and the verdict.
 Under the table: every row that is not PASS with its reason, the tied
 parameters, how many instances were built (and what stopped them, with the
@@ -34,6 +35,7 @@ def render_model(verification, console: Console, title: str = "") -> None:
         table.add_column(name, justify="right", no_wrap=True, overflow="fold")
     table.add_column("verdict", no_wrap=True)
     previous = None
+    placed = dict(getattr(verification, "placements", ()))
     for index, result in enumerate(verification.results, 1):
         module = module_of(result.layer)
         if previous is not None and module != previous:
@@ -42,6 +44,8 @@ def render_model(verification, console: Console, title: str = "") -> None:
         what = Text(result.layer, style="bold")
         layer_type = result.api.split(":")[0].rpartition(".")[0]
         what.append(f"\n{layer_type} {_shape(result.shape)} {result.dtype}", style="dim")
+        if result.layer in placed:
+            what.append(f"\n{placed[result.layer]}", style="dim")
         law = Text(result.law.describe() if result.law else "—")
         law.append(f"\n{result.initializer}", style="dim")
         table.add_row(str(index), what, law, *_compact_cells(result, marks=True),
@@ -64,7 +68,9 @@ def render_model(verification, console: Console, title: str = "") -> None:
 
 def instances_line(verification) -> str:
     """How many instances, in how long, and what the cap left undone."""
-    text = (f"{verification.instances} instances of {verification.target} ({verification.framework}), built in "
+    ranks = getattr(verification, "ranks", 1)
+    on = f" on {ranks} ranks ({verification.backend})" if getattr(verification, "placements", ()) else ""
+    text = (f"{verification.instances} instances of {verification.target} ({verification.framework}){on}, built in "
             f"{verification.build_seconds:.3g} s, checked in {verification.check_seconds:.3g} s")
     short = [r for r in verification.results if r.summary is not None and r.check("variance") is not None
              and r.summary.total < r.samples]

@@ -562,7 +562,8 @@ def shard_checks(parameter_name: str, placement_text: str, random: bool, holders
     if any(len(m) > 1 for m in groups.values()):
         if differ:
             firsts = sorted({a for a, _ in differ})
-            detail = (f"{_ranks(sorted(b for _, b in differ))} hold other values than {_ranks(firsts)} for the "
+            others = sorted(b for _, b in differ)
+            detail = (f"{_ranks(others)} hold{'s' if len(others) == 1 else ''} other values than {_ranks(firsts)} for the "
                       f"same part of this parameter ({placement_text}): replicas must be equal; seed every rank "
                       "alike before building, or broadcast the replicated parameters from rank 0")
             checks.append(CheckResult("replicas", float(len(differ)), detail, passed=False))
@@ -687,3 +688,70 @@ class _Merged:
 
     def summary(self) -> Summary:
         return self._summary
+
+
+# ----------------------------------------------------------------------------- merge against fold
+
+
+def merge_against_fold(rank: Rank, settings: dict) -> dict:
+    """A worker for :func:`initcheck.distributed.launch`: every rank takes its
+    ``Shard(dim)`` slice of one global tensor (``shape``, drawn U(-1, 1) from
+    ``seed``, ``draws`` of them), folds it and merges as :func:`run_rank`
+    does; rank 0 also folds the gathered tensors in one process.  Rank 0
+    returns both summaries and the seconds each took (the merge's cost)."""
+    import torch
+    import torch.distributed as dist
+
+    from initcheck.laws import Uniform
+    from initcheck.reducers.host import HostReducer
+
+    law = Uniform(-1.0, 1.0)
+    shape, dim, draws = tuple(settings["shape"]), settings["dim"], settings["draws"]
+    generator = torch.Generator().manual_seed(settings["seed"])
+    wholes = [torch.rand(shape, generator=generator, dtype=torch.float32) * 2 - 1 for _ in range(draws)]
+    parts = [torch.tensor_split(w, rank.world, dim=dim)[rank.rank].contiguous() for w in wholes]
+    sizes = [int(p.shape[dim]) for p in torch.tensor_split(wholes[0], rank.world, dim=dim)]
+    offset = [0] * len(shape)
+    offset[dim] = sum(sizes[:rank.rank])
+    placement = Placement(f"Shard({dim}) over {rank.world} ranks", tuple(parts[0].shape), tuple(offset), True,
+                          True, True)
+    positions = GlobalPositions(law.mean, shape, placement, rank.world, rank.rank, draws)
+    reducer = HostReducer(law, expected_values=math.prod(shape) * draws // rank.world)
+    started = time.perf_counter()
+    for i, part in enumerate(parts):
+        reducer.fold(part)
+        positions.fold(part.double().numpy(), i)
+    local = reducer.summary()
+    dist.barrier()
+    folded = time.perf_counter() - started
+    started = time.perf_counter()
+    ints, floats, lows = pack(local)
+    ints = _all_reduce(rank, ints, dist.ReduceOp.SUM)
+    both = _all_reduce(rank, np.concatenate([floats, positions.vector()]), dist.ReduceOp.SUM)
+    lows = _all_reduce(rank, lows, dist.ReduceOp.MIN)
+    merged, grams = unpack(local, ints, both[:len(floats)], lows, local.structure.grams.k)
+    merged.structure = positions.structure(both[len(floats):], draws, grams, True)
+    merge_seconds = time.perf_counter() - started
+    if rank.rank != 0:
+        return {}
+    started = time.perf_counter()
+    single = HostReducer(law, expected_values=math.prod(shape) * draws)
+    for whole in wholes:
+        single.fold(whole)
+    one = single.summary()
+    return {"merged": merged, "single": one, "fold_seconds": folded, "merge_seconds": merge_seconds,
+            "single_seconds": time.perf_counter() - started, "ranks": rank.world, "shape": shape, "draws": draws}
+
+
+def bench(nproc: int = 2, shape=(1024, 1024), draws: int = 4) -> str:
+    """One line: the merge's cost against the folding (``make bench``)."""
+    found = launch(merge_against_fold, {"shape": shape, "dim": 0, "draws": draws, "seed": 0}, nproc)
+    values = math.prod(shape) * draws
+    return (f"sharded merge, {nproc} ranks, {draws} draws of {'x'.join(map(str, shape))}: folding the shards "
+            f"{found['fold_seconds'] * 1e3:.1f} ms ({values / found['fold_seconds'] / 1e6:.0f} M values/s over "
+            f"all ranks), merging {found['merge_seconds'] * 1e3:.1f} ms, one process folding the whole "
+            f"{found['single_seconds'] * 1e3:.1f} ms")
+
+
+if __name__ == "__main__":
+    print(bench())
