@@ -182,7 +182,8 @@ def common_options(command):
     return wrapper
 
 
-def execute(rows: list[Row], opts: Options, frameworks: list, title: str, announce: bool = False) -> int:
+def execute(rows: list[Row], opts: Options, frameworks: list, title: str, announce: bool = False,
+            run_rows=None) -> int:
     """Run the rows, print, write reports; returns the exit code (130 after Ctrl-C,
     143 after SIGTERM, with the table of what was sampled so far).  A long run
     (or any suite, ``announce``) says its size and measured estimate on stderr
@@ -198,7 +199,8 @@ def execute(rows: list[Row], opts: Options, frameworks: list, title: str, announ
     if announce:
         click.echo(f"initcheck: {announce}", err=True)
     with stop_signals() as stopped:
-        outcome = run(rows, samples, opts.seed, opts.alpha, show_progress=opts.progress, strict=opts.strict)
+        outcome = (run_rows or run)(rows, samples, opts.seed, opts.alpha, show_progress=opts.progress,
+                                    strict=opts.strict)
     results = outcome.results
     code = (143 if stopped.signal == "SIGTERM" else 130) if outcome.interrupted else exit_code(results)
     if code or not opts.quiet:
@@ -617,8 +619,12 @@ def custom(opts, target, expect, dist, gain, mode, nonlinearity, slope, std, mea
 @click.option("--yes", "-y", is_flag=True, help=f"Run even above {human_duration(MAX_SECONDS)} estimated or "
                                                f"{MAX_ROWS:,} rows.")
 @click.option("--wide", is_flag=True, help="Every statistic in its own column (min, max, other checks).")
+@click.option("--nproc", help="Spread the rows over N local processes (torch.distributed, gloo), or 'torchrun' "
+                              "to be one rank of a torchrun job; one table, one Holm family, one report.")
+@click.option("--timeout", type=float, default=300.0, show_default=True,
+              help="With --nproc: a process that makes no progress for this many seconds ends the run (exit 2).")
 def suite_command(suite_file, samples, device, seed, alpha, strict, json_path, junit_path, plot_dir, plot_failures,
-                  quiet, progress, yes, wide):
+                  quiet, progress, yes, wide, nproc, timeout):
     """Run every check of a TOML suite file as one command (one table, one Holm
     family, one report).  See configs/*.toml and the README for the format."""
     from initcheck.suite import load_suite
@@ -633,8 +639,21 @@ def suite_command(suite_file, samples, device, seed, alpha, strict, json_path, j
         plot_dir=plot_dir, plot_failures=plot_failures, quiet=quiet, progress=progress, reference="documented",
         strict=suite.strict if strict is None else strict, yes=yes, wide=wide,
     ).validated()
+    run_rows = None
+    if nproc is not None:
+        import os
+
+        from initcheck.suite import TORCHRUN, spread_runner
+
+        if nproc != TORCHRUN and not (nproc.isdigit() and int(nproc) >= 1):
+            raise InputError(f"--nproc must be a whole number of at least 1 or '{TORCHRUN}', got {nproc!r}")
+        run_rows = spread_runner(suite_file, parse_samples(samples) if samples else None, device,
+                                 nproc if nproc == TORCHRUN else int(nproc), timeout, len(suite.rows), progress)
+        if nproc == TORCHRUN and os.environ.get("RANK", "0") != "0":  # rank 0 prints and writes the reports
+            run_rows(suite.rows, opts.sample_count, opts.seed, opts.alpha, strict=opts.strict)
+            return 0
     return execute(suite.rows, opts, suite.frameworks, f"initcheck {initcheck.__version__}: suite {suite_file}",
-                   announce=True)
+                   announce=True, run_rows=run_rows)
 
 
 @cli.command()

@@ -279,3 +279,33 @@ def _report(me: Rank, error: BaseException) -> None:
         text = f"raised {type(error).__name__}" + (f": {lines[0]}" if lines else "") + where
     with open(os.path.join(me.folder, f"error-{me.rank}"), "w") as out:
         out.write(("collective" if secondary else "own") + "\n" + f"rank {me.rank}: {text}")
+
+
+def join_from_env(worker: Callable[[Rank, Any], Any], payload: Any, *, timeout: float = DEFAULT_TIMEOUT,
+                  device: str = "cpu") -> Any:
+    """This process as one rank of the group ``torchrun`` started (``env://``:
+    ``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT``): what
+    ``worker`` returned on rank 0, None on the others.  torchrun itself
+    watches the ranks (``--max-restarts 0``: one that fails ends the job)."""
+    import datetime
+
+    import torch.distributed as dist
+
+    missing = [name for name in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT") if name not in os.environ]
+    if missing:
+        raise InputError(f"--nproc torchrun: {', '.join(missing)} not set; start initcheck with torchrun "
+                         "(torchrun --nproc-per-node N -m initcheck ...)")
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    folder = tempfile.mkdtemp(prefix="initcheck-rank-")
+    me = Rank(rank, world, "cpu" if device == "cpu" else f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}", folder)
+    try:
+        dist.init_process_group(BACKENDS[device], init_method="env://", rank=rank, world_size=world,
+                                timeout=datetime.timedelta(seconds=max(timeout, STARTUP_GRACE)))
+        try:
+            result = worker(me, payload)
+            dist.barrier()
+        finally:
+            dist.destroy_process_group()
+        return result if rank == 0 else None
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

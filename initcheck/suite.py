@@ -321,3 +321,88 @@ def _combination_rows(scheme, c: dict, shapes, layers, frameworks, base: Path, w
     else:
         spec = InitSpec("lecun", c.get("dist", "normal"))
     return requests.scheme_rows([spec], layers, frameworks, device, dtype, reference)
+
+
+# ----------------------------------------------------------------------------- spread over ranks
+
+
+#: ``--nproc`` for a process that joins the group ``torchrun`` set up.
+TORCHRUN = "torchrun"
+
+
+def spread_runner(path: str | Path, samples_override: int | None, device_override: str | None, nproc,
+                  timeout: float, rows: int, progress: bool):
+    """A stand-in for :func:`initcheck.runner.run` that spreads the suite's
+    rows over ranks: ``nproc`` N starts N local ranks
+    (:func:`initcheck.distributed.launch`), ``"torchrun"`` makes this process
+    one rank of the group ``torchrun`` set up (``env://``: ``torchrun
+    --nnodes 2 --nproc-per-node 8 --rdzv-endpoint HOST:PORT -m initcheck suite
+    FILE --nproc torchrun``; rank 0 prints and writes the reports).
+
+    Every rank reads the suite itself (rows hold framework callables, which do
+    not travel) and samples rows r, r + N, r + 2N, ...  A row's draws depend
+    only on the seed and its plan, so each row's numbers are those of a
+    single process.  Rank 0 gathers every row's summary and checks (never the
+    values) and decides all of them in one Holm family at the suite's alpha:
+    the same verdicts and report as ``initcheck suite FILE``."""
+    settings = {"path": str(path), "samples_override": samples_override, "device_override": device_override,
+                "rows": rows, "progress": progress}
+
+    def run_spread(_rows, samples, seed, alpha, show_progress=True, strict=False):
+        from initcheck.distributed import join_from_env, launch
+
+        settings.update(samples=samples, seed=seed, alpha=alpha, strict=strict)
+        if nproc == TORCHRUN:
+            return join_from_env(run_suite_rank, settings, timeout=timeout)
+        return launch(run_suite_rank, settings, nproc, timeout=timeout)
+
+    return run_spread
+
+
+def run_suite_rank(rank, settings: dict):
+    """One rank of a spread suite (:func:`spread_runner`); rank 0 returns the
+    :class:`~initcheck.results.Verification` of every row."""
+    import torch.distributed as dist
+
+    from initcheck.policy import decide
+    from initcheck.results import Verification
+    from initcheck.runner import run
+
+    suite = load_suite(settings["path"], settings["samples_override"], settings["device_override"])
+    if len(suite.rows) != settings["rows"]:
+        raise InputError(f"{settings['path']} expands into {len(suite.rows)} rows on this rank, "
+                         f"{settings['rows']} on the first: every rank must have the same frameworks installed")
+    mine = list(range(rank.rank, len(suite.rows), rank.world))
+    rank.phase(f"sampling {len(mine)} rows")
+    done = run([suite.rows[i] for i in mine], settings["samples"], settings["seed"], settings["alpha"],
+               show_progress=settings["progress"] and rank.rank == 0, strict=settings["strict"])
+    gathered = [None] * rank.world if rank.rank == 0 else None
+    with rank.collective("done"):
+        dist.gather_object((mine, done.results, done.interrupted), gathered, dst=0)
+    if rank.rank != 0:
+        return None
+    results: list = [None] * len(suite.rows)
+    for indices, decided, _ in gathered:
+        for index, result in zip(indices, decided):
+            results[index] = result
+    sampled = [undecided(result) for result in results]
+    interrupted = any(stopped for _, _, stopped in gathered)
+    return Verification(tuple(decide(sampled, settings["alpha"], settings["strict"])), settings["samples"],
+                        settings["seed"], settings["alpha"], settings["strict"], interrupted)
+
+
+def undecided(result):
+    """The :class:`~initcheck.results.Sampled` a decided row came from: its
+    checks without their Holm levels, so that they can be decided again in a
+    larger family."""
+    from dataclasses import fields, replace
+
+    from initcheck.results import Sampled
+
+    shared = {f.name: getattr(result, f.name) for f in fields(Sampled) if hasattr(result, f.name)}
+    shared["checks"] = [replace(c, level=None, passed=None) if c.statistical else c for c in result.checks]
+    if result.summary is not None:
+        shared["reason"] = ""
+    elif result.partial:
+        shared["reason"] = result.reason.removeprefix("partial (interrupted). ")
+    return Sampled(**shared)
