@@ -63,7 +63,9 @@ level: exp(z_crit sqrt(V) - V/2) - 1.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Callable
 
 import numpy as np
@@ -185,7 +187,8 @@ class Propagation:
 
     rows: tuple[PropagationRow, ...]
     alpha: float
-    settings: dict = field(compare=False)
+    #: The call's settings (read-only): layers, widths, activation, batch, seed, alpha, dist, inits, frameworks.
+    settings: Mapping = field(compare=False)
 
     def __iter__(self):
         return iter(self.rows)
@@ -232,7 +235,8 @@ class Propagation:
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "command": sys.argv,
             "environment": env or {},
-            "settings": dict(self.settings),
+            "settings": {key: list(value) if isinstance(value, tuple) else value
+                         for key, value in self.settings.items()},
             "theory": REGIMES[self.settings["activation"]].note,
             "verdicts": self.verdicts,
             "exit_code": self.exit_code if code is None else code,
@@ -329,4 +333,6 @@ def decide(runs, alpha: float, settings: dict) -> Propagation:
         reason = ("the measured variance leaves its tolerance at " + ", ".join(failing)) if failing else ""
         rows.append(PropagationRow(run.init, run.framework, run.api, run.activation, run.widths, run.batch,
                                    tuple(results), verdict, reason, run.seconds))
-    return Propagation(tuple(rows), alpha, settings)
+    frozen = MappingProxyType({key: tuple(value) if isinstance(value, list) else value
+                               for key, value in settings.items()})
+    return Propagation(tuple(rows), alpha, frozen)

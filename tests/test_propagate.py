@@ -153,6 +153,8 @@ def test_skip_and_frozen():
         result.rows[1].verdict = "FAIL"
     with pytest.raises(ValueError):
         result.rows[1].layers[0].activations[0] = 1.0
+    with pytest.raises(TypeError):
+        result.settings["seed"] = 1
     assert propagate(2, 32, "linear", "lecun", "torch", batch=32).exit_code == 3
 
 
