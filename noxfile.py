@@ -11,11 +11,15 @@ new virtual environment under ``.nox/<session>/`` (nox recreates it on every
 run unless ``-r``), installs initcheck from this working tree together with
 the pinned framework and nothing else, and runs
 
-    initcheck suite configs/ci.toml --json .nox/reports/<session>.json
+    initcheck suite .nox/reports/ci-<framework>.toml --json .nox/reports/<session>.json
 
-The suite names no framework, so it runs on what the environment holds: the
-pinned framework, and the NumPy reference rows, a control that must not move
-between two environments with the same NumPy.
+``ci-<framework>.toml`` is ``configs/ci.toml`` with one line added to its
+``[defaults]``, ``frameworks = ["<framework>", "reference"]`` (``initcheck
+suite`` has no ``-f``): the pinned framework's rows and the NumPy reference
+rows, a control that must not move between two environments with the same
+NumPy.  Without it, the suite runs every adapter whose import name the
+environment has, and adapters that need a second package (``keras-jax`` needs
+Keras beside JAX) stop the run.
 ``versions`` requires every pinned session, then, in an environment of its
 own with initcheck alone, runs ``initcheck compare OLD.json NEW.json`` on each
 consecutive pair of a framework's versions (old first, as listed) and writes
@@ -111,13 +115,33 @@ def _relative(path: Path) -> str:
     return os.path.relpath(path, ROOT)
 
 
+def suite_path(framework: str) -> Path:
+    return REPORTS / f"ci-{framework}.toml"
+
+
+def framework_suite(framework: str, text: str) -> str:
+    """The suite ``text`` restricted to ``framework`` and the reference: a
+    ``frameworks`` line right under its ``[defaults]`` (which must exist and
+    not set ``frameworks`` already)."""
+    if re.search(r"^\s*frameworks\s*=", text, re.MULTILINE):
+        raise ValueError(f"{SUITE} names its frameworks already")
+    line = f'frameworks = ["{framework}", "reference"]   # added by noxfile.py'
+    restricted, count = re.subn(r"^\[defaults\][^\n]*$", lambda m: f"{m.group(0)}\n{line}", text, count=1,
+                                flags=re.MULTILINE)
+    if not count:
+        raise ValueError(f"{SUITE} has no [defaults] table")
+    return restricted
+
+
 def _suite_command(pin: Pinned) -> list[str]:
-    return ["initcheck", "suite", SUITE, "--json", _relative(report_path(pin)), "--no-progress", "--quiet"]
+    return ["initcheck", "suite", _relative(suite_path(pin.framework)), "--json", _relative(report_path(pin)),
+            "--no-progress", "--quiet"]
 
 
 def _run_pinned(session: nox.Session, pin: Pinned) -> None:
     REPORTS.mkdir(parents=True, exist_ok=True)
     started = time.time()
+    suite_path(pin.framework).write_text(framework_suite(pin.framework, (ROOT / SUITE).read_text()))
     session.install(".", *pin.requirements)
     installed = time.time()
     session.run(*_suite_command(pin), success_codes=RESULT_CODES, env={"COLUMNS": COLUMNS})
@@ -132,7 +156,7 @@ def _define_pinned(pin: Pinned):
     def run(session: nox.Session) -> None:
         _run_pinned(session, pin)
 
-    run.__doc__ = f"initcheck suite {SUITE} with {' '.join(pin.requirements)}"
+    run.__doc__ = f"initcheck suite {SUITE} on {pin.framework} with {' '.join(pin.requirements)}"
     return nox.session(name=pin.session, venv_backend="venv")(run)
 
 

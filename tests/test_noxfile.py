@@ -63,10 +63,24 @@ def test_versions_requires_every_pinned_session_and_compares_old_to_new(noxfile)
     assert [(old.session, new.session) for old, new in module.pairs()] == [
         ("jax-0.4.38", "jax-0.10.2"), ("keras-3.12.0", "keras-3.15.1")]
     command = module._suite_command(module.PINNED[0])
-    assert command[:3] == ["initcheck", "suite", "configs/ci.toml"]
+    assert command[:3] == ["initcheck", "suite", ".nox/reports/ci-jax.toml"]
     assert command[command.index("--json") + 1] == ".nox/reports/jax-0.4.38.json"
     assert module.RESULTS == ROOT / "benchmarks" / "results" / "versions"
 
 
 def test_the_environments_are_not_committed():
     assert ".nox/" in (ROOT / ".gitignore").read_text().splitlines()
+
+
+def test_each_environment_runs_the_ci_suite_on_its_framework_and_the_reference(noxfile):
+    import tomllib
+
+    module, _ = noxfile
+    original = (ROOT / module.SUITE).read_text()
+    restricted = module.framework_suite("jax", original)
+    assert tomllib.loads(restricted)["defaults"]["frameworks"] == ["jax", "reference"]
+    assert restricted.replace('frameworks = ["jax", "reference"]   # added by noxfile.py\n', "") == original
+    with pytest.raises(ValueError, match="names its frameworks"):
+        module.framework_suite("jax", restricted)
+    with pytest.raises(ValueError, match="no \\[defaults\\]"):
+        module.framework_suite("jax", "[[check]]\nscheme = 'xavier'\n")
