@@ -113,7 +113,7 @@ def test_what_paddle_lacks_is_a_skip_with_the_reason(paddle_framework, spec, rea
 @pytest.mark.parametrize("layer", [DENSE, CONV, Layer.from_shape((64, 32, 3, 3)), Layer.from_shape((4, 2, 3, 3, 3)),
                                    Layer(1, 7, vector=True)], ids=lambda layer: layer.describe())
 def test_fans_are_paddles_own_and_agree_with_the_closed_form(paddle_framework, layer):
-    import paddle
+    from initcheck.frameworks.paddle_nn import paddle
 
     weight = paddle.empty(list(layer.shape("paddle")))
     own = paddle.nn.initializer.Initializer()._compute_fans(weight)
@@ -137,7 +137,7 @@ def test_layer_defaults_are_the_documented_laws_and_pass(paddle_framework):
 
 
 def test_a_default_weight_batch_is_layers_built_one_after_another(paddle_framework):
-    import paddle
+    from initcheck.frameworks.paddle_nn import paddle
     from paddle.utils import unique_name
 
     (_, weight), _ = paddle_framework.default_rows(DENSE, "cpu", "float32")
@@ -185,7 +185,7 @@ def test_draws_are_reproducible_by_seed_and_independent(paddle_framework):
 
 
 def test_a_row_leaves_the_callers_paddle_state_as_it_was(paddle_framework):
-    import paddle
+    from initcheck.frameworks.paddle_nn import paddle
 
     program = paddle.static.default_main_program()
     paddle.seed(2024)
@@ -220,7 +220,7 @@ def test_importing_the_adapter_leaves_the_process_as_it_was():
 
 
 def test_cuda_on_a_cpu_build_is_one_line_and_exit_2(cli):
-    import paddle
+    from initcheck.frameworks.paddle_nn import paddle
 
     if paddle.is_compiled_with_cuda():
         pytest.skip("paddle is compiled with CUDA")
@@ -343,3 +343,24 @@ def test_rules_on_a_paddle_model_are_one_line_until_its_layout_is_known():
 
     with pytest.raises(InputError, match="unknown layout 'paddle'"):
         initcheck.verify_model(lambda: paddle.nn.Linear(4, 4), rules=[{"match": "*", "scheme": "zeros"}], samples=100)
+
+
+@pytest.mark.calibration
+def test_paddle_imported_after_tensorflow_runs_and_so_does_tensorflow():
+    """Paddle 3.3.1's libpaddle loaded after TensorFlow dies of a segmentation
+    fault unless it binds its own symbols first (paddle_nn._import)."""
+    script = (
+        "import sys; sys.path.insert(0, 'tests')\n"
+        "from helpers import check_rows\n"
+        "from initcheck import frameworks\n"
+        "from initcheck.layers import Layer\n"
+        "from initcheck.schemes import InitSpec\n"
+        "keras, paddle = frameworks.resolve('keras,paddle')\n"
+        "layer = Layer.from_shape((24, 16))\n"
+        "plans = [f.plan(InitSpec(s), layer, 'cpu', 'float32') for f in (paddle, keras) for s in ('orthogonal',)]\n"
+        "plans += [paddle.plan(InitSpec('xavier', dist='uniform'), layer, 'cpu', 'float32')]\n"
+        "print([r.verdict for r in check_rows(plans, samples=20_000)])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "['PASS', 'PASS', 'PASS']"

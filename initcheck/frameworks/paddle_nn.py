@@ -71,6 +71,12 @@ reach NumPy as ``ml_dtypes.bfloat16`` (Paddle hands them over as uint16).
 Devices: ``cpu``, and ``cuda:N`` where Paddle is compiled with CUDA; the row's
 place is Paddle's expected place for the duration of a draw only.
 
+Imported after TensorFlow, Paddle 3.3.1's ``libpaddle`` binds to the symbols
+TensorFlow loaded globally (``RTLD_GLOBAL``) and the process dies of a
+segmentation fault in ``paddle/base/core.py``; so when TensorFlow is already
+imported, Python's dlopen flags get ``RTLD_DEEPBIND`` for Paddle's import only
+(its libraries then bind their own symbols first), and are put back after it.
+
 The caller's process is left as it was: Paddle's import writes a ccache warning
 and may log natively; warnings are ignored and file descriptor 2 goes to
 /dev/null during the import only.  The import sets ``OMP_NUM_THREADS=1`` where
@@ -87,6 +93,7 @@ import logging
 import math
 import os
 import random
+import sys
 import warnings
 from contextlib import contextmanager
 
@@ -102,17 +109,22 @@ _IMPORT_ENVIRONMENT = ("OMP_NUM_THREADS", "CUSTOM_DEVICE_ROOT")
 
 def _import():
     """paddle, imported quietly, with the caller's environment, root logger and
-    Python and NumPy generator states as they were before."""
+    Python and NumPy generator states as they were before; after TensorFlow,
+    with its own symbols bound first (module docstring)."""
     environment = {name: os.environ.get(name) for name in _IMPORT_ENVIRONMENT}
     python_state, numpy_state = random.getstate(), np.random.get_state()
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
+    dlopen_flags = sys.getdlopenflags()
+    if "paddle" not in sys.modules and "tensorflow" in sys.modules and hasattr(os, "RTLD_DEEPBIND"):
+        sys.setdlopenflags(dlopen_flags | os.RTLD_DEEPBIND)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with native_stderr_silenced():
                 import paddle
     finally:
+        sys.setdlopenflags(dlopen_flags)
         for name, value in environment.items():
             if value is None:
                 os.environ.pop(name, None)
