@@ -639,11 +639,14 @@ def suite_command(suite_file, samples, device, seed, alpha, strict, json_path, j
         plot_dir=plot_dir, plot_failures=plot_failures, quiet=quiet, progress=progress, reference="documented",
         strict=suite.strict if strict is None else strict, yes=yes, wide=wide,
     ).validated()
-    run_rows = None
-    if nproc is not None:
-        import os
+    import os
 
-        from initcheck.suite import TORCHRUN, spread_runner
+    from initcheck.suite import TORCHRUN, spread_runner
+
+    run_rows = None
+    if nproc is None and os.environ.get("TORCHELASTIC_RUN_ID") and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        nproc = TORCHRUN  # started by torchrun (whose own parser takes --nproc for --nproc-per-node)
+    if nproc is not None:
 
         if nproc != TORCHRUN and not (nproc.isdigit() and int(nproc) >= 1):
             raise InputError(f"--nproc must be a whole number of at least 1 or '{TORCHRUN}', got {nproc!r}")

@@ -337,7 +337,9 @@ def spread_runner(path: str | Path, samples_override: int | None, device_overrid
     (:func:`initcheck.distributed.launch`), ``"torchrun"`` makes this process
     one rank of the group ``torchrun`` set up (``env://``: ``torchrun
     --nnodes 2 --nproc-per-node 8 --rdzv-endpoint HOST:PORT -m initcheck suite
-    FILE --nproc torchrun``; rank 0 prints and writes the reports).
+    FILE``: under torchrun the suite command spreads itself, torchrun's own
+    parser taking ``--nproc`` for its ``--nproc-per-node``; rank 0 prints and
+    writes the reports).
 
     Every rank reads the suite itself (rows hold framework callables, which do
     not travel) and samples rows r, r + N, r + 2N, ...  A row's draws depend

@@ -264,3 +264,57 @@ def test_cross_rank_checks_on_sketches():
     assert replicas[0].detail.startswith("rank 2 holds other values than rank 0")
     assert shard_checks("z", "Shard(0) over 2 ranks", False, [holder(0, a * 0, (0, 0)), holder(1, a * 0, (50, 0))]) \
         == []
+
+
+SUITE = textwrap.dedent("""
+    [defaults]
+    samples = "2e4"
+    fans = [[64, 32]]
+    dtype = ["float32"]
+    frameworks = ["torch", "reference"]
+
+    [[check]]
+    name = "xavier"
+    scheme = "xavier"
+    dist = ["normal", "uniform"]
+
+    [[check]]
+    name = "zeros"
+    scheme = "zeros"
+""")
+
+
+def test_a_suite_spread_over_two_ranks_decides_as_one_process(tmp_path):
+    """Rows sampled on 2 ranks, gathered and decided on rank 0: the same
+    summaries, p-values, Holm levels and verdicts as one process."""
+    from initcheck.runner import run
+    from initcheck.suite import load_suite, spread_runner
+
+    path = tmp_path / "suite.toml"
+    path.write_text(SUITE)
+    suite = load_suite(path)
+    one = run(suite.rows, 20_000, 0, 1e-6, show_progress=False)
+    spread = spread_runner(path, None, None, 2, 120, len(suite.rows), False)(suite.rows, 20_000, 0, 1e-6)
+    assert len(spread.results) == len(one.results) >= 6
+    for a, b in zip(one.results, spread.results):
+        assert (a.layer, a.framework, a.verdict, a.reason) == (b.layer, b.framework, b.verdict, b.reason)
+        assert [(c.name, c.pvalue, c.level, c.passed) for c in a.checks] == \
+               [(c.name, c.pvalue, c.level, c.passed) for c in b.checks]
+        if a.summary is not None:
+            assert np.array_equal(a.summary.hist, b.summary.hist) and np.array_equal(a.summary.sums, b.summary.sums)
+
+
+@pytest.mark.calibration
+def test_a_suite_as_a_torchrun_job(tmp_path):
+    """``torchrun --nproc-per-node 2 -m initcheck suite FILE``: each process one rank, rank 0 prints one table."""
+    path = tmp_path / "suite.toml"
+    path.write_text(SUITE)
+    report = tmp_path / "report.json"
+    process = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+                              "--master-port", str(__import__("initcheck.distributed").distributed.free_port()),
+                              "-m", "initcheck", "suite", str(path), "--no-progress",
+                              "--json", str(report)], capture_output=True, text=True, timeout=300)
+    assert process.returncode == 0, process.stderr[-2000:]
+    assert process.stdout.count("Family-wise alpha") == 1
+    data = json.loads(report.read_text())
+    assert len(data["rows"]) >= 6 and data["verdicts"]["fail"] == 0 and data["verdicts"]["pass"] >= 6
