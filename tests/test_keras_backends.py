@@ -120,7 +120,7 @@ def test_torch_truncated_normal_leaks_beyond_two_stddev():
 def test_worker_that_cannot_start_is_one_line_exit_2(capsys, monkeypatch):
     from initcheck.frameworks import keras_backends
 
-    broken = keras_backends.KerasWorker("nosuch")
+    broken = keras_backends.new_worker("nosuch")
     monkeypatch.setitem(keras_backends._WORKERS, "jax", broken)
     code, out, err = run_cli(capsys, "xavier", "--fan-in", 5, "--fan-out", 2, "-f", "keras-jax",
                              "--samples", 1000)

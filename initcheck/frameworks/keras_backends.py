@@ -39,184 +39,28 @@ reaped when the caller's process exits.
 
 from __future__ import annotations
 
-import atexit
-import importlib.util
 import math
-import os
-import socket
-import subprocess
-import sys
-import tempfile
-import threading
-from multiprocessing.connection import Connection
-
-import numpy as np
 
 from initcheck.errors import InputError
 from initcheck.frameworks.base import Framework, Plan, Skip
+from initcheck.frameworks.worker_process import Skipped, WorkerProcess
 from initcheck.frameworks.keras_common import call_text, default_layer, initializer_spec
 from initcheck.laws import Constant, Uniform
 
-#: Seconds the worker has to import Keras and its backend.
-START_TIMEOUT = 300.0
+_WORKERS: dict[str, WorkerProcess] = {}
 
 
-def _package_root() -> str:
-    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+def new_worker(backend: str) -> WorkerProcess:
+    """A child process for Keras on ``backend`` (not started yet)."""
+    return WorkerProcess(f"keras-{backend}", "initcheck.frameworks.keras_worker", env={"KERAS_BACKEND": backend},
+                         requires=("keras", "pip install keras"), what=f"Keras on {backend}")
 
 
-class WorkerError(InputError):
-    """The worker failed; one line."""
-
-
-class KerasWorker:
-    """One child process running Keras on ``backend``; requests in order, one
-    at a time (a lock), started lazily by :func:`worker`."""
-
-    def __init__(self, backend: str):
-        self.backend = backend
-        self.title = f"keras-{backend}"
-        self.lock = threading.Lock()
-        self.process = None
-        self.connection = None
-        self.log = None
-        self.info = None
-        self.failure: str | None = None
-
-    # ---------------------------------------------------------------- lifetime
-
-    def start(self) -> None:
-        if self.failure:
-            raise WorkerError(self.failure)
-        if importlib.util.find_spec("keras") is None:
-            self._fail("keras is not installed (pip install keras)")
-        ours, theirs = socket.socketpair()
-        env = dict(os.environ)
-        env["KERAS_BACKEND"] = self.backend
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [_package_root(), env.get("PYTHONPATH")]))
-        self.log = tempfile.TemporaryFile(prefix="initcheck-keras-worker-")
-        try:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "initcheck.frameworks.keras_worker", str(theirs.fileno())],
-                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=self.log, env=env, close_fds=True,
-            )
-        except OSError as error:
-            ours.close()
-            self._fail(f"cannot start the worker: {error}")
-        finally:
-            theirs.close()
-        self.connection = Connection(ours.detach())
-        _STARTED.append(self)
-        if not self.connection.poll(START_TIMEOUT):
-            self.close()
-            self._fail(f"the worker did not start in {START_TIMEOUT:g} s")
-        self.info = self._answer()
-
-    def _fail(self, message: str):
-        self.failure = f"{self.title}: {message}"
-        raise WorkerError(self.failure)
-
-    def close(self) -> None:
-        """Ask the worker to stop, then make sure it has (and reap it)."""
-        process, connection = self.process, self.connection
-        self.process = self.connection = None
-        if connection is not None:
-            try:
-                connection.send(("close",))
-            except (OSError, ValueError):
-                pass
-            connection.close()
-        if process is not None:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        if self.log is not None:
-            self.log.close()
-            self.log = None
-
-    def _last_log_line(self) -> str:
-        if self.log is None:
-            return ""
-        self.log.flush()
-        self.log.seek(0)
-        lines = [line.strip() for line in self.log.read().decode(errors="replace").splitlines() if line.strip()]
-        return lines[-1] if lines else ""
-
-    def _died(self, doing: str):
-        """The worker is gone: close it and raise its last words."""
-        code = None
-        if self.process is not None:
-            try:
-                code = self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
-        said = self._last_log_line()
-        self.close()
-        reason = said or (f"exit status {code}" if code is not None else "no answer")
-        self.info = None
-        raise WorkerError(f"{self.title}: the worker stopped while {doing}: {reason}")
-
-    # ---------------------------------------------------------------- requests
-
-    def _answer(self):
-        try:
-            answer = self.connection.recv()
-        except (EOFError, OSError):
-            self._died("starting" if self.info is None else "drawing")
-        kind = answer[0]
-        if kind == "error":
-            if self.info is None:  # it could not start
-                message = answer[1]
-                self.close()
-                self._fail(f"cannot start Keras on {self.backend}: {message}")
-            raise WorkerError(f"{self.title}: {answer[1]}")
-        if kind == "array":
-            _, dtype, shape = answer
-            from initcheck.lowp import sample_dtype
-
-            out = np.empty(shape, dtype=sample_dtype(dtype))
-            try:
-                self.connection.recv_bytes_into(memoryview(out.reshape(-1).view(np.uint8)))
-            except (EOFError, OSError):
-                self._died("sending an array")
-            return out
-        if kind == "skip":
-            return Skipped(answer[1])
-        return answer[1]
-
-    def request(self, *message):
-        with self.lock:
-            if self.connection is None:
-                self.start()
-            try:
-                self.connection.send(message)
-            except (OSError, ValueError):
-                self._died(f"asked to {message[0]}")
-            return self._answer()
-
-
-class Skipped(str):
-    """The worker's reason for a row it cannot draw."""
-
-
-_WORKERS: dict[str, KerasWorker] = {}
-_STARTED: list[KerasWorker] = []
-
-
-def worker(backend: str) -> KerasWorker:
+def worker(backend: str) -> WorkerProcess:
+    """The one child process of ``backend`` (started on its first request)."""
     if backend not in _WORKERS:
-        _WORKERS[backend] = KerasWorker(backend)
+        _WORKERS[backend] = new_worker(backend)
     return _WORKERS[backend]
-
-
-@atexit.register
-def close_workers() -> None:
-    """Every worker this process started, closed and reaped."""
-    while _STARTED:
-        _STARTED.pop().close()
 
 
 _ROW_KEYS = iter(range(1, 2**62))
@@ -227,7 +71,7 @@ class _KerasOnBackend(Framework):
     layout = "keras"
 
     @property
-    def worker(self) -> KerasWorker:
+    def worker(self) -> WorkerProcess:
         return worker(self.backend)
 
     def version(self) -> str:

@@ -8,12 +8,9 @@ with ``KERAS_BACKEND`` in this process's environment only::
 
     python -m initcheck.frameworks.keras_worker FD
 
-``FD`` is this end of a socket pair; requests and answers are pickled tuples
-(``multiprocessing.connection``, length-prefixed), an array answer is the
-header ``("array", dtype, shape)`` followed by its raw bytes.  Every request is
-answered ``("ok", value)``, an array, ``("skip", reason)`` or ``("error",
-one line)``; nothing of TensorFlow is imported, and SIGINT is ignored (the
-parent ends the process, or it ends when the socket closes).
+``FD`` is this end of a socket pair, spoken as
+:mod:`initcheck.frameworks.worker_process` describes; nothing of TensorFlow
+is imported.
 
 Seeds, as Keras takes them (``keras/src/random/seed_generator.py``
 ``draw_seed``): an integer seed ``s`` is the pair ``[s, 0]``; call j of an
@@ -40,23 +37,15 @@ from __future__ import annotations
 
 import copy
 import os
-import signal
 import sys
-import traceback
 from contextlib import contextmanager, nullcontext
-from multiprocessing.connection import Connection
 
 import numpy as np
 
 from initcheck.frameworks.keras_common import generator_pairs, integer_seed, python_random_seeded
+from initcheck.frameworks.worker_process import one_line, run_child
 
 BACKEND = os.environ.get("KERAS_BACKEND", "")
-
-
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip()
-    first = text.splitlines()[0].strip() if text else ""
-    return f"{type(error).__name__}: {first}" if first else type(error).__name__
 
 
 class Backend:
@@ -193,8 +182,10 @@ class TorchBackend(Backend):
 
 
 class Worker:
-    def __init__(self, connection: Connection):
-        self.connection = connection
+    """The handler of :func:`~initcheck.frameworks.worker_process.serve`: one
+    method per request."""
+
+    def __init__(self):
         self.rows: dict[int, dict] = {}
         import keras
 
@@ -237,7 +228,7 @@ class Worker:
             try:
                 self._draw(row, 0)
             except Exception as error:  # the backend's own error types
-                return ("skip", _one_line(error))
+                return ("skip", one_line(error))
         self.rows[key] = row
         return ("ok", None)
 
@@ -331,52 +322,9 @@ class Worker:
     def _array(self, x):
         return self.backend.host(x) if not isinstance(x, np.ndarray) else x
 
-    # ------------------------------------------------------------------ loop
-
-    def serve(self):
-        connection = self.connection
-        while True:
-            try:
-                request = connection.recv()
-            except (EOFError, OSError):
-                return
-            command, args = request[0], request[1:]
-            if command == "close":
-                connection.send(("ok", None))
-                return
-            try:
-                answer = getattr(self, command)(*args)
-            except Exception as error:  # every Keras or backend error, as one line for the parent
-                traceback.print_exc()  # to this process's log, never the user's terminal
-                connection.send(("error", _one_line(error)))
-                continue
-            if isinstance(answer, np.ndarray):
-                array = np.ascontiguousarray(answer)
-                connection.send(("array", array.dtype.name, array.shape))
-                connection.send_bytes(memoryview(array.reshape(-1).view(np.uint8)))
-            elif isinstance(answer, tuple) and answer and answer[0] in ("ok", "skip"):
-                connection.send(answer)
-            else:
-                connection.send(("ok", answer))
-
 
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    connection = Connection(int(argv[0]))
-    try:
-        worker = Worker(connection)
-    except BaseException as error:  # a backend or Keras that cannot be imported
-        traceback.print_exc()
-        try:
-            connection.send(("error", _one_line(error)))
-        finally:
-            connection.close()
-        return 1
-    connection.send(("ok", worker.hello()))
-    worker.serve()
-    connection.close()
-    return 0
+    return run_child(sys.argv[1:] if argv is None else argv, lambda _args: Worker())
 
 
 if __name__ == "__main__":
