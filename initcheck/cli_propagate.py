@@ -55,8 +55,9 @@ def _framework_help() -> str:
               help="Write per-init histograms of activations and gradients per layer (the paper's figures 6 "
                    "and 7) and the variance against depth (needs matplotlib).")
 @click.option("--quiet", "-q", is_flag=True, help="Print the table only when a check failed.")
+@click.option("--progress/--no-progress", default=True, help="Name each stack on stderr as it runs (on a terminal).")
 def propagate_command(layers, width, activation, inits, dist, framework, batch, seed, alpha, json_path, plot_dir,
-                      quiet):
+                      quiet, progress):
     """Glorot and Bengio's experiment: how activation and gradient variances
     flow through a stack of dense layers initialized by each framework's real
     initializer (weights the framework's, propagation NumPy float64; inputs and
@@ -78,8 +79,14 @@ def propagate_command(layers, width, activation, inits, dist, framework, batch, 
         from initcheck.plots import require_matplotlib
 
         require_matplotlib()
+    import sys
+
+    def announce(text: str) -> None:
+        click.echo(f"initcheck: propagating {text}", err=True)
+
     with main_cli.stop_signals():
-        result = propagate(layers, width, activation, inits, framework, batch, seed, alpha, dist)
+        result = propagate(layers, width, activation, inits, framework, batch, seed, alpha, dist,
+                           progress=announce if progress and sys.stderr.isatty() else None)
     code = result.exit_code
     if code or not quiet:
         console = make_console()
@@ -109,12 +116,19 @@ def _number(value: float | None) -> str:
     return f"{value:.4g}"
 
 
+def _pair(measured: float, predicted: float) -> Text:
+    """The measured value over the theory's, in brackets."""
+    text = Text(_number(measured))
+    text.append(f"\n({_number(predicted)})", style="dim")
+    return text
+
+
 def _ratio(measured: float, predicted: float, check) -> Text:
     ratio = measured / predicted if predicted else math.nan
     text = Text(f"{ratio:.4g}")
     if check is not None and check.tolerance is not None:
-        low, high = check.tolerance
-        text.append(f"\n[{1 + low:.3g}, {1 + high:.3g}]", style="dim")
+        low, high = check.tolerance  # nearly symmetric: the wider side is shown
+        text.append(f"\n±{max(-low, high):.2%}", style="dim")
     if check is not None and check.passed is False:
         text.stylize("red")
     return text
@@ -140,37 +154,32 @@ def render_propagation(result, console: Console) -> None:
              f"batch {settings['batch']}, seed {settings['seed']}")
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     table.add_column("#", justify="right", no_wrap=True)
-    table.add_column("init · framework", overflow="fold")
+    table.add_column("init\nframework", no_wrap=True)
     table.add_column("layer", no_wrap=True)
-    for name in ("E[h²]\nforward", "theory", "ratio\n[tolerance]"):
-        table.add_column(Text(name), justify="right", no_wrap=True)
-    table.add_column("", no_wrap=True)
-    for name in ("Var ∂C/∂s\nbackward", "theory", "ratio\n[tolerance]"):
-        table.add_column(Text(name), justify="right", no_wrap=True)
-    table.add_column("", no_wrap=True)
-    table.add_column("Var ∂C/∂W\n(theory)", justify="right", no_wrap=True)
-    table.add_column("saturated", justify="right", no_wrap=True)
+    for name in ("forward\nE[h²]", "ratio", "verdict", "backward\nVar ∂C/∂s", "ratio",
+                 "verdict", "Var\n∂C/∂W", "sat."):
+        table.add_column(Text(name), justify="left" if name == "verdict" else "right", no_wrap=True)
     for index, row in enumerate(result.rows, 1):
         if index > 1:
             table.add_section()
         who = Text(row.init, style="bold")
-        who.append(f" · {row.framework}")
+        who.append(f"\n{row.framework}")
         if not row.layers:
             table.add_row(str(index), who, "", "", "", "", Text("SKIP", style=_STYLE["SKIP"]))
             continue
         for layer in row.layers:
+            first = layer.index == 1
             table.add_row(
-                str(index) if layer.index == 1 else "",
-                who if layer.index == 1 else Text(row.verdict if layer.index == 2 else "",
-                                                  style=_STYLE[row.verdict]),
+                str(index) if first else "",
+                who if first else Text(row.verdict if layer.index == 2 else "", style=_STYLE[row.verdict]),
                 f"{layer.index} {layer.fan_in}→{layer.fan_out}",
-                _number(layer.forward_variance), _number(layer.theory_forward_variance),
+                _pair(layer.forward_variance, layer.theory_forward_variance),
                 _ratio(layer.forward_variance, layer.theory_forward_variance, layer.forward_check),
                 _verdict(layer.forward_verdict, layer.forward_check),
-                _number(layer.backward_variance), _number(layer.theory_backward_variance),
+                _pair(layer.backward_variance, layer.theory_backward_variance),
                 _ratio(layer.backward_variance, layer.theory_backward_variance, layer.backward_check),
                 _verdict(layer.backward_verdict, layer.backward_check),
-                f"{_number(layer.weight_gradient_variance)}\n({_number(layer.theory_weight_gradient_variance)})",
+                _pair(layer.weight_gradient_variance, layer.theory_weight_gradient_variance),
                 "—" if layer.saturated is None else f"{layer.saturated:.1%}",
             )
     console.print(table)

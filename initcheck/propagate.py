@@ -363,7 +363,8 @@ def check_size(widths: tuple[int, ...], batch: int) -> None:
 
 def propagate(layers: int | None = 5, width=1000, activation: str = "tanh",
               inits=("standard", "xavier", "kaiming"), frameworks: str | None = "torch", batch: int = 1000,
-              seed: int = 0, alpha: float = 1e-6, dist: str = "uniform"):
+              seed: int = 0, alpha: float = 1e-6, dist: str = "uniform",
+              progress: Callable[[str], None] | None = None):
     """Glorot and Bengio's experiment, checked: every init of ``inits`` (a list
     or a comma string of standard, xavier, kaiming, lecun) in every framework
     of ``frameworks`` (a comma string, as ``-f``; ``standard`` is NumPy's, once)
@@ -373,7 +374,8 @@ def propagate(layers: int | None = 5, width=1000, activation: str = "tanh",
     Returns the frozen :class:`initcheck.propagate_checks.Propagation`: per
     init and layer the measured variances beside the theory's, the checks
     (Holm over the whole call at family-wise ``alpha``) where the theory is
-    exact, ``bool()`` True unless a check failed."""
+    exact, ``bool()`` True unless a check failed.  ``progress(text)``, when
+    given, is told which stack is being propagated."""
     from initcheck import frameworks as registry
     from initcheck.propagate_checks import REGIMES, decide
 
@@ -403,6 +405,8 @@ def propagate(layers: int | None = 5, width=1000, activation: str = "tanh",
                 runs.append(StackRun(name, framework, plans.api, chosen.name, widths, batch, reason=plans.reason))
                 continue
             api = plans[0].api
+            if progress is not None:
+                progress(f"{name} · {framework}")
             layout = "keras" if adapter is None else adapter.layout
             runs.append(run_stack(name, framework, api, plans, widths, chosen, batch, seed, layout,
                                   regime.exact_forward, regime.exact_backward))
