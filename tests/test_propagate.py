@@ -203,7 +203,8 @@ def test_cli_table_json_and_plots(cli, tmp_path, schema):
     code, out, err = cli("propagate", "--width", "32,64,48", "--activation", "linear", "--batch", "64",
                          "--init", "standard,xavier,kaiming,lecun", "--json", report, "--plot", tmp_path / "plots")
     assert code == 0, out + err
-    assert "standard · numpy" in out and "xavier · torch" in out and "PASS" in out and "SKIP" in out
+    assert "torch.nn.init.xavier_uniform_(w, gain=1.0)" in out and "numpy U(-1/sqrt(n_in)" in out
+    assert "PASS" in out and "SKIP: torch.nn.init has no LeCun initializer" in out and "verdict" in out
     assert "Holm over 12 checked variances" in out
     data = json.loads(report.read_text())
     jsonschema.validate(data, schema)
