@@ -224,3 +224,82 @@ def test_every_library_at_ten_million(layers, seed):
              for _, plan in layers.default_rows(layer, "cpu", "float32")]
     results = check_rows(plans, samples=10_000_000, seed=seed)
     assert all(r.verdict == "PASS" for r in results), [(r.api, r.reason) for r in results if r.verdict != "PASS"]
+
+
+# ----------------------------------------------------------------------------- Flax linen models (initcheck model)
+
+
+def linen_net():
+    import flax.linen as nn
+    import jax.numpy as jnp
+
+    class Net(nn.Module):
+        @nn.compact
+        def __call__(self, tokens, image):
+            x = nn.Embed(50, 8)(tokens).reshape((tokens.shape[0], -1))  # (1, 4 * 8)
+            x = nn.LayerNorm()(nn.Dense(16)(x))
+            y = nn.Conv(6, (3, 3), feature_group_count=2, padding="VALID")(image).reshape((image.shape[0], -1))
+            return nn.Dense(3, kernel_init=nn.initializers.he_normal())(jnp.concatenate([x, y], axis=-1))
+
+    return Net(), jnp.zeros((1, 4), jnp.int32), jnp.ones((1, 5, 5, 4))
+
+
+@pytest.fixture(scope="module")
+def flax_models():
+    pytest.importorskip("flax")
+    from initcheck.frameworks.flax_model import FlaxModels
+
+    return FlaxModels()
+
+
+def test_linen_parameters_and_their_documented_defaults(flax_models):
+    from initcheck.expectation import Expectation, Unknown
+    from initcheck.laws import Normal
+
+    model = flax_models.build(linen_net, 0)
+    assert flax_models.accepts(model)
+    refs = {ref.name: ref for ref in flax_models.parameters(model)}
+    assert sorted((r.name, r.shape, r.layer_type) for r in refs.values()) == [
+        ("Conv_0.bias", (6,), "Conv"), ("Conv_0.kernel", (3, 3, 2, 6), "Conv"),
+        ("Dense_0.bias", (16,), "Dense"), ("Dense_0.kernel", (32, 16), "Dense"),
+        ("Dense_1.bias", (3,), "Dense"), ("Dense_1.kernel", (70, 3), "Dense"),
+        ("Embed_0.embedding", (50, 8), "Embed"),
+        ("LayerNorm_0.bias", (16,), "LayerNorm"), ("LayerNorm_0.scale", (16,), "LayerNorm")]
+    laws = {name: flax_models.default(model, ref) for name, ref in refs.items()}
+
+    def lecun(fan_in):
+        sigma = math.sqrt(1 / fan_in) / TRUNCATION_CORRECTION
+        return TruncatedNormal(0.0, sigma, -2 * sigma, 2 * sigma)
+
+    assert laws["Dense_0.kernel"].law == lecun(32)
+    assert laws["Dense_0.kernel"].source == "flax.linen Dense.kernel_init (lecun_normal, the default)"
+    assert laws["Conv_0.kernel"].law == lecun(3 * 3 * 2)  # (3, 3, in / groups, out)
+    embedding = laws["Embed_0.embedding"].law  # variance_scaling(1, fan_in, normal, out_axis=0): fan_in = features
+    assert isinstance(embedding, Normal) and embedding.mu == 0 and embedding.sigma == pytest.approx(8 ** -0.5)
+    for name, value in {"Dense_0.bias": 0.0, "Conv_0.bias": 0.0, "Dense_1.bias": 0.0, "LayerNorm_0.bias": 0.0,
+                        "LayerNorm_0.scale": 1.0}.items():
+        assert isinstance(laws[name], Expectation) and laws[name].law == Constant(value), name
+    assert laws["Dense_1.kernel"] == Unknown("Dense.kernel has a custom kernel_init; add a rule")
+    one, again, other = (flax_models.values(flax_models.build(linen_net, s), refs["Dense_0.kernel"]) for s in (1, 1, 2))
+    assert np.array_equal(one, again) and not np.array_equal(one, other)
+
+
+def test_a_linen_model_through_the_engine(flax_models):
+    import initcheck
+    from initcheck.errors import InputError
+
+    def mlp():
+        import flax.linen as nn
+        import jax.numpy as jnp
+
+        class MLP(nn.Module):
+            @nn.compact
+            def __call__(self, x):
+                return nn.Dense(8)(nn.relu(nn.Dense(32)(x)))
+
+        return MLP(), jnp.ones((1, 64))
+
+    result = initcheck.verify_model(mlp, samples=30_000, max_instances=20)
+    assert result.framework == "flax" and result.verdict == "PASS" and len(result) == 4, str(result)
+    with pytest.raises(InputError, match="return the module and an example input"):
+        flax_models.build(lambda: mlp()[0], 0)

@@ -1,4 +1,5 @@
-"""Flax NNX models for ``initcheck model``: seeding, parameter names, layer defaults.
+"""Flax models for ``initcheck model`` (NNX modules, and linen modules with an
+example input): seeding, parameter names, layer defaults.
 
 Flax is imported only when an NNX model is checked (:meth:`FlaxModels.accepts`
 looks at ``sys.modules`` and imports nothing).
@@ -47,6 +48,27 @@ LayerNorm, RMSNorm, BatchNorm,   scale: ones; bias: zeros
 GroupNorm, InstanceNorm
 ===============================  ================================================================
 
+Flax linen.  A linen module holds no parameters until ``module.init(key,
+*inputs)`` makes them, so a linen factory returns ``(module, *inputs)``, the
+module and an example input (``(nn.Dense(10), jnp.ones((1, 784)))``); it is
+called as an NNX factory is (with ``seed=`` when it takes one), and instance
+``seed`` is ``module.init(jax.random.key(seed), *inputs)``, so the factory
+itself need not be seeded.  A bare linen module, with no input, is an
+:class:`InputError`.  Names are the paths of the ``params`` collection
+(``Dense_0.kernel``; other collections, ``batch_stats`` say, are state, not
+parameters).  A linen layer keeps its init functions as fields, so while
+``init`` runs, the bound layer at each path is noted
+(``flax.linen.intercept_methods``, for that call only), and its
+``kernel_init`` (``bias_init``, ``embedding_init``, ``scale_init``) is
+compared with the field's default in flax's own class
+(``flax/linen/linear.py``: ``default_kernel_init = initializers.lecun_normal()``,
+``bias_init = initializers.zeros_init()``, ``default_embed_init``;
+``flax/linen/normalization.py``: ``initializers.ones`` / ``zeros``).  The laws
+are the table's: ``Dense`` has ``Linear``'s, ``Einsum``, ``Conv``,
+``ConvTranspose``, ``Embed`` and the norms their NNX namesakes'.
+``DenseGeneral`` (its kernel initialized flattened over ``axis`` and
+``batch_dims``) has no rule here.
+
 Fans are JAX's (``jax._src.nn.initializers._compute_fans``): ``in_axis=-2``,
 ``out_axis=-1``, the other axes the receptive field, fan_in = in × receptive
 field.  A Conv kernel is ``(*k, in / feature_group_count, out)``, so a grouped
@@ -93,6 +115,10 @@ LAYERS = {
     "InstanceNorm": {"scale_init": "scale", "bias_init": "bias"},
 }
 _KERNEL_LAYERS = ("Linear", "LinearGeneral", "Einsum", "Conv", "ConvTranspose")
+#: The linen layers with documented defaults -> the NNX layer of :data:`LAYERS` whose law they share.
+LINEN_LAYERS = {"Dense": "Linear", "Einsum": "Einsum", "Conv": "Conv", "ConvTranspose": "ConvTranspose",
+                "Embed": "Embed", "LayerNorm": "LayerNorm", "RMSNorm": "RMSNorm", "BatchNorm": "BatchNorm",
+                "GroupNorm": "GroupNorm", "InstanceNorm": "InstanceNorm"}
 
 
 class _BelowError(logging.Filter):
@@ -265,10 +291,10 @@ def _built_of(model) -> _Built | None:
 
 
 class FlaxModels(ModelFramework):
-    """Flax NNX modules (module docstring)."""
+    """Flax NNX modules, and linen modules with an example input (module docstring)."""
 
     name = "flax"
-    title = "Flax NNX"
+    title = "Flax"
     layout = "keras"
 
     def __init__(self):
@@ -285,7 +311,8 @@ class FlaxModels(ModelFramework):
     def accepts(model) -> bool:
         nnx = sys.modules.get("flax.nnx")
         module = getattr(nnx, "Module", None)
-        return isinstance(module, type) and isinstance(model, module)
+        return (isinstance(module, type) and isinstance(model, module)) or isinstance(model, LinenModel) \
+            or _linen_pair(model) is not None
 
     def build(self, factory, seed: int):
         nnx = _nnx()
@@ -299,6 +326,14 @@ class FlaxModels(ModelFramework):
             call = factory
         with _recording(nnx) as built:
             model = call()
+        pair = _linen_pair(model)
+        if pair is not None:
+            return _linen_init(*pair, seed)
+        linen = sys.modules.get("flax.linen")
+        if linen is not None and isinstance(model, linen.Module):
+            raise InputError(
+                f"{callable_name(factory)} returned a flax.linen {type(model).__name__} alone: a linen module has no "
+                "parameters until init(key, x), so return the module and an example input, (module, x)")
         if not isinstance(model, nnx.Module):
             return model  # another framework's: the engine tries the next adapter (accepts())
         if call is factory:
@@ -309,6 +344,10 @@ class FlaxModels(ModelFramework):
         return model
 
     def parameters(self, model) -> list[ParameterRef]:
+        if isinstance(model, LinenModel):
+            return [ParameterRef(name, tuple(int(d) for d in value.shape), str(value.dtype),
+                                 type(layer).__name__ if layer is not None else "", attribute)
+                    for name, (layer, attribute, value) in self._entries(model).items()]
         refs = []
         for name, (parent, key, variable, tied_to) in self._entries(model).items():
             value = variable.get_raw_value()
@@ -318,18 +357,23 @@ class FlaxModels(ModelFramework):
 
     def values(self, model, ref: ParameterRef):
         variable = self._entries(model)[ref.name][2]
-        return np.asarray(variable.get_value())
+        return np.asarray(variable if isinstance(model, LinenModel) else variable.get_value())
 
     def default(self, model, ref: ParameterRef) -> Expectation | Unknown:
         entry = self._entries(model).get(ref.name)
         if entry is None:
             return Unknown(f"{ref.name} is not a Param of this model")
+        if isinstance(model, LinenModel):
+            return linen_default(*entry)
         parent, key, variable, _ = entry
         return layer_default(parent, str(key), variable, _built_of(model))
 
 
 def _walk(model) -> dict:
-    """name -> (parent node, key, Param, tied_to) for every path to every Param."""
+    """name -> (parent node, key, Param, tied_to) for every path to every Param;
+    for a linen model, name -> (bound layer or None, attribute, array)."""
+    if isinstance(model, LinenModel):
+        return _linen_walk(model)
     nnx = _nnx()
     from flax.nnx import graphlib
 
@@ -393,17 +437,24 @@ def layer_default(module, attribute: str, variable, built: _Built | None) -> Exp
             return Unknown(f"{kind}.{attribute}: {why}, and this {kind} is not one initcheck saw built; add a rule")
         init, is_default = defaults.get(param), True
         note = f" (every {base} the factory constructed had the default {param})"
+    shape = tuple(int(d) for d in variable.get_raw_value().shape)
+    return _law(module, kind, base, param, attribute, init, is_default, shape, note, "flax")
+
+
+def _law(module, kind: str, base: str, param: str, attribute: str, init, is_default: bool, shape, note: str,
+         library: str) -> Expectation | Unknown:
+    """The law of ``kind.attribute`` (a ``base`` layer, NNX's name for it)
+    made by ``init``, flax's own default or not (module docstring)."""
     import jax
 
     how = "the default" if is_default else "configured"
     if init is jax.nn.initializers.zeros:
-        return Expectation(Constant(0.0), f"flax {kind}.{param} (zeros, {how})", "zeros: every value 0" + note)
+        return Expectation(Constant(0.0), f"{library} {kind}.{param} (zeros, {how})", "zeros: every value 0" + note)
     if init is jax.nn.initializers.ones:
-        return Expectation(Constant(1.0), f"flax {kind}.{param} (ones, {how})", "ones: every value 1" + note)
+        return Expectation(Constant(1.0), f"{library} {kind}.{param} (ones, {how})", "ones: every value 1" + note)
     if not is_default:
         return Unknown(f"{kind}.{attribute} has a custom {param}; add a rule")
-    shape = tuple(int(d) for d in variable.get_raw_value().shape)
-    source = f"flax {kind}.{param} ({'default_embed_init' if base == 'Embed' else 'lecun_normal'}, the default)"
+    source = f"{library} {kind}.{param} ({'default_embed_init' if base == 'Embed' else 'lecun_normal'}, the default)"
     if base == "Embed":
         if len(shape) != 2:
             return Unknown(f"{kind}.{attribute} has shape {shape}, not (num_embeddings, features); add a rule")
@@ -431,3 +482,74 @@ def layer_default(module, attribute: str, variable, built: _Built | None) -> Exp
                 f"fans {_g(fan_in)}, {_g(fan_out)}{extra}")
         return Expectation(law, source, text + note)
     return Unknown(f"no documented default for {kind}.{attribute}; add a rule")
+
+
+# --- Flax linen ---------------------------------------------------------------
+
+
+class LinenModel:
+    """A flax.linen module as initcheck initialized it: ``variables`` from
+    ``module.init(key, *inputs)``, and ``layers``, the bound layer at each
+    path (a tuple of names) that ran during that call."""
+
+    def __init__(self, module, variables, layers: dict):
+        self.module, self.variables, self.layers = module, variables, layers
+
+
+def _linen_pair(model):
+    """(module, inputs) when ``model`` is a linen factory's ``(module, *inputs)``, else None."""
+    module = getattr(sys.modules.get("flax.linen"), "Module", None)
+    if isinstance(model, tuple) and len(model) >= 2 and isinstance(module, type) and isinstance(model[0], module):
+        return model[0], tuple(model[1:])
+    return None
+
+
+def _linen_init(module, inputs: tuple, seed: int) -> LinenModel:
+    """``module.init(jax.random.key(seed), *inputs)``, noting the bound layer at each path."""
+    import flax.linen as nn
+    import jax
+
+    layers = {}
+
+    def note(next_fun, args, kwargs, context):
+        layers.setdefault(tuple(context.module.path), context.module)
+        return next_fun(*args, **kwargs)
+
+    with nn.intercept_methods(note):
+        variables = module.init(jax.random.key(seed), *inputs)
+    return LinenModel(module, variables, layers)
+
+
+def _linen_walk(model: LinenModel) -> dict:
+    import jax
+
+    entries = {}
+    for path, value in jax.tree_util.tree_leaves_with_path(dict(model.variables).get("params", {})):
+        keys = tuple(str(getattr(entry, "key", entry)) for entry in path)
+        entries[".".join(keys)] = (model.layers.get(keys[:-1]), keys[-1], value)
+    return entries
+
+
+def _linen_kind(layer) -> str | None:
+    """The linen layer of :data:`LINEN_LAYERS` that ``layer`` is (its nearest base among them)."""
+    linen = sys.modules.get("flax.linen")
+    for cls in type(layer).__mro__:
+        if cls.__name__ in LINEN_LAYERS and getattr(linen, cls.__name__, None) is cls:
+            return cls.__name__
+    return None
+
+
+def linen_default(layer, attribute: str, value) -> Expectation | Unknown:
+    """The documented default law of the linen ``layer``'s parameter ``attribute`` (module docstring)."""
+    if layer is None:
+        return Unknown(f"no layer was seen making {attribute}; add a rule")
+    kind, base = type(layer).__name__, _linen_kind(layer)
+    params = {a: p for p, a in LAYERS.get(LINEN_LAYERS.get(base), {}).items()}
+    if base is None or attribute not in params:
+        return Unknown(f"no documented default for {kind}.{attribute}; add a rule")
+    param = params[attribute]
+    field = getattr(sys.modules["flax.linen"], base).__dataclass_fields__.get(param)
+    init = getattr(layer, param, None)
+    is_default = field is not None and init is field.default
+    shape = tuple(int(d) for d in value.shape)
+    return _law(layer, kind, LINEN_LAYERS[base], param, attribute, init, is_default, shape, "", "flax.linen")
