@@ -18,7 +18,7 @@ from initcheck import frameworks
 from initcheck.frameworks.base import Plan, Skip
 from initcheck.layers import Layer
 from initcheck.laws import Constant, Normal, Uniform
-from initcheck.schemes import InitSpec
+from initcheck.schemes import NONLINEARITIES, InitSpec, gain
 
 pytestmark = pytest.mark.skipif(not frameworks.installed("paddle"), reason="needs paddlepaddle")
 
@@ -118,6 +118,15 @@ def test_fans_are_paddles_own_and_agree_with_the_closed_form(paddle_framework, l
     weight = paddle.empty(list(layer.shape("paddle")))
     own = paddle.nn.initializer.Initializer()._compute_fans(weight)
     assert paddle_framework.fans(layer) == tuple(int(f) for f in own) == (layer.fan_in, layer.fan_out)
+
+
+@pytest.mark.parametrize("nonlinearity, slope", [(name, None) for name in NONLINEARITIES if name != "leaky_relu"]
+                         + [("leaky_relu", None), ("leaky_relu", 0.0), ("leaky_relu", 0.2)])
+def test_paddles_gains_are_initchecks(nonlinearity, slope):
+    from initcheck.frameworks.paddle_nn import paddle
+
+    assert math.isclose(paddle.nn.initializer.calculate_gain(nonlinearity, slope), gain(nonlinearity, slope),
+                        rel_tol=1e-12)
 
 
 def test_layer_defaults_are_the_documented_laws_and_pass(paddle_framework):
