@@ -127,8 +127,9 @@ def _ratio(measured: float, predicted: float, check) -> Text:
     ratio = measured / predicted if predicted else math.nan
     text = Text(f"{ratio:.4g}")
     if check is not None and check.tolerance is not None:
-        low, high = check.tolerance  # nearly symmetric: the wider side is shown
-        text.append(f"\n±{max(-low, high):.2%}", style="dim")
+        low, high = check.tolerance  # the ratios the check allows
+        digits = 3 if high - low < 0.2 else 2
+        text.append(f"\n{1 + low:.{digits}g}–{1 + high:.{digits}g}", style="dim")
     if check is not None and check.passed is False:
         text.stylize("red")
     return text
@@ -180,7 +181,7 @@ def render_propagation(result, console: Console) -> None:
                 _ratio(layer.backward_variance, layer.theory_backward_variance, layer.backward_check),
                 _verdict(layer.backward_verdict, layer.backward_check),
                 _pair(layer.weight_gradient_variance, layer.theory_weight_gradient_variance),
-                "—" if layer.saturated is None else f"{layer.saturated:.1%}",
+                "—" if layer.saturated is None else f"{layer.saturated:.0%}",
             )
     console.print(table)
     for index, row in enumerate(result.rows, 1):

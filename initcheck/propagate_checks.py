@@ -51,13 +51,20 @@ came before) they give V, and
     z = (log(measured / theory) + V / 2) / sqrt(V)
 
 is close to N(0, 1) (V/2: the log's bias).  Each factor averages many iid
-terms; a factor of fewer than :data:`MIN_DEGREES` effective degrees of freedom
-(2 / its relative variance, a chi-square's) is too skewed for a normal tail at
-the family's level, and the layer is informational with that reason.  The
-two-sided p-values of every check of one call form one Holm family
-(:func:`initcheck.policy.holm`), family-wise false-failure rate alpha.
-The tolerance shown is the relative deviation the check allows at its Holm
-level: exp(z_crit sqrt(V) - V/2) - 1.
+terms, but not infinitely many: a factor of relative variance rho is about a
+chi-square of nu = 2 / rho degrees of freedom over nu, so the sum's excess
+kurtosis is about 6 sum rho³ / (sum rho)², the one of Student's t with
+
+    nu = (sum rho)² / sum rho³ + 4
+
+degrees of freedom, and the p-value is t_nu's (at the command's widths nu is
+in the thousands and t_nu is the normal; on narrow ReLU stacks it widens the
+tails, which the log's slight skew there needs).  A factor of fewer than
+:data:`MIN_DEGREES` degrees of freedom is too skewed for either, and the
+layer is informational with that reason.  The two-sided p-values of every
+check of one call form one Holm family (:func:`initcheck.policy.holm`),
+family-wise false-failure rate alpha.  The tolerance shown is the relative
+deviation the check allows at its Holm level: exp(t_crit sqrt(V) - V/2) - 1.
 """
 
 from __future__ import annotations
@@ -69,8 +76,8 @@ from types import MappingProxyType
 from typing import Callable
 
 import numpy as np
+from scipy.special import stdtr, stdtrit
 
-from initcheck.checks import two_sided_pvalue, z_critical
 from initcheck.policy import holm
 
 #: Effective degrees of freedom every factor of a checked layer must have.
@@ -116,10 +123,12 @@ class Check:
     passed: bool | None = None
     #: Relative deviation allowed at ``level``, one each side (low, high).
     tolerance: tuple[float, float] | None = None
+    #: Degrees of freedom of the t law of ``statistic`` (module docstring).
+    degrees: float = math.inf
 
     def to_dict(self) -> dict:
-        return {"z": self.statistic, "pvalue": self.pvalue, "relative_spread": self.spread, "level": self.level,
-                "passed": self.passed,
+        return {"z": self.statistic, "pvalue": self.pvalue, "relative_spread": self.spread,
+                "degrees_of_freedom": self.degrees, "level": self.level, "passed": self.passed,
                 "tolerance": None if self.tolerance is None else {"low": self.tolerance[0],
                                                                   "high": self.tolerance[1]}}
 
@@ -270,7 +279,8 @@ def _statistic(measured: float, predicted: float, spreads: list[float]) -> Check
                 "small for a normal tolerance)")
     variance = sum(spreads)
     z = (math.log(measured / predicted) + variance / 2.0) / math.sqrt(variance)
-    return Check(z, two_sided_pvalue(z), math.sqrt(variance))
+    degrees = variance**2 / sum(s**3 for s in spreads) + 4.0
+    return Check(z, float(2.0 * stdtr(degrees, -abs(z))), math.sqrt(variance), degrees=degrees)
 
 
 def decide(runs, alpha: float, settings: dict) -> Propagation:
@@ -302,13 +312,13 @@ def decide(runs, alpha: float, settings: dict) -> Propagation:
             reason = check or ("" if exact else regime.note)
             return None, "INFO", reason
         level, rejected = decided[id(check)]
-        critical = z_critical(level)
+        critical = -float(stdtrit(check.degrees, level / 2.0))
         variance = check.spread**2
         tolerance = None
         if math.isfinite(variance):
             tolerance = (math.exp(-critical * check.spread - variance / 2.0) - 1.0,
                          math.exp(critical * check.spread - variance / 2.0) - 1.0)
-        final = Check(check.statistic, check.pvalue, check.spread, level, not rejected, tolerance)
+        final = Check(check.statistic, check.pvalue, check.spread, level, not rejected, tolerance, check.degrees)
         return final, "FAIL" if rejected else "PASS", ""
 
     rows = []
