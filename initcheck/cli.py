@@ -128,7 +128,8 @@ class Options:
 FRAMEWORK_HELP = (
     f"Comma list of {', '.join(registry.ADAPTERS)} (also "
     f"{', '.join(f'{alias} = {name}' for alias, name in registry.ALIASES.items())}).  "
-    f"Default: every installed one ({', '.join(n for n in registry.ADAPTERS if registry.installed(n))}).")
+    f"Default: the list in $INITCHECK_FRAMEWORKS, else every installed one "
+    f"({', '.join(n for n in registry.ADAPTERS if registry.installed(n))}).")
 
 
 def common_options(command):
@@ -518,7 +519,7 @@ def defaults(opts):
 @click.option("--layout", type=click.Choice(LAYOUTS), default="torch", show_default=True)
 @click.option("--fan-in", type=int, help="Dense layer input size.")
 @click.option("--fan-out", type=int, help="Dense layer output size.")
-@click.option("--framework", "-f", help="Comma list (default: every installed one).")
+@click.option("--framework", "-f", help="Comma list (default: $INITCHECK_FRAMEWORKS, else every installed one).")
 def fans(shapes, layout, fan_in, fan_out, framework):
     """Print fan_in and fan_out as each framework computes them."""
     from initcheck.info import fans_table

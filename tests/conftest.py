@@ -13,6 +13,13 @@ def pytest_configure(config):
     # piped tables are COLUMNS wide (160 when unset): the same width in every
     # test process, xdist workers included
     os.environ["COLUMNS"] = "160"
+    # A command with no -f runs PyTorch, Keras on TensorFlow, JAX and the
+    # reference: the frameworks most tests are written for.  The other
+    # frameworks' tests name them with -f.
+    from initcheck import frameworks
+
+    core = [name for name in ("torch", "keras", "jax", "reference") if frameworks.installed(name)]
+    os.environ.setdefault("INITCHECK_FRAMEWORKS", ",".join(core))
 
 
 def pytest_addoption(parser):

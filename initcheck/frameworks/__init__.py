@@ -1,14 +1,17 @@
 """Framework adapters, imported only when a row needs them.
 
 ``resolve("torch,reference")`` returns adapter instances; with no names it
-returns every installed framework plus the reference.  A name that is unknown,
-or named explicitly but not installed, is an :class:`InputError` (exit 2).
+returns the frameworks the environment variable ``INITCHECK_FRAMEWORKS``
+names (a comma list, as ``-f`` takes), or, where it is unset or empty, every
+installed framework plus the reference.  A name that is unknown, or named
+explicitly but not installed, is an :class:`InputError` (exit 2).
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 
 from initcheck.errors import InputError
 
@@ -37,7 +40,10 @@ def load(name: str):
 
 
 def resolve(names: str | None) -> list:
-    """Adapters for a comma-separated list of names (None: all installed)."""
+    """Adapters for a comma-separated list of names (None: $INITCHECK_FRAMEWORKS,
+    else all installed)."""
+    if names is None:
+        names = os.environ.get("INITCHECK_FRAMEWORKS", "").strip() or None
     if names is None:
         return [load(name) for name in ADAPTERS if installed(name)]
     chosen = []
