@@ -149,7 +149,8 @@ def render_propagation(result, console: Console) -> None:
     import initcheck
 
     widths = settings["widths"]
-    shape = (f"{settings['layers']} layers of {widths[1]}" if len(set(widths)) == 1
+    square = len(set(widths)) == 1  # the title says the width; the layer column only the index
+    shape = (f"{settings['layers']} layers of {widths[1]}" if square
              else "widths " + "→".join(map(str, widths)))
     title = (f"initcheck {initcheck.__version__}: propagate, {shape}, {settings['activation']}, "
              f"batch {settings['batch']}, seed {settings['seed']}")
@@ -173,7 +174,7 @@ def render_propagation(result, console: Console) -> None:
             table.add_row(
                 str(index) if first else "",
                 who if first else Text(row.verdict if layer.index == 2 else "", style=_STYLE[row.verdict]),
-                f"{layer.index} {layer.fan_in}→{layer.fan_out}",
+                str(layer.index) if square else f"{layer.index} {layer.fan_in}→{layer.fan_out}",
                 _pair(layer.forward_variance, layer.theory_forward_variance),
                 _ratio(layer.forward_variance, layer.theory_forward_variance, layer.forward_check),
                 _verdict(layer.forward_verdict, layer.forward_check),
