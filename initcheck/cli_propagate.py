@@ -113,7 +113,7 @@ def _number(value: float | None) -> str:
         return "—"
     if not math.isfinite(value):
         return str(value)
-    return f"{value:.4g}"
+    return f"{value:.3g}"
 
 
 def _pair(measured: float, predicted: float) -> Text:
@@ -125,11 +125,11 @@ def _pair(measured: float, predicted: float) -> Text:
 
 def _ratio(measured: float, predicted: float, check) -> Text:
     ratio = measured / predicted if predicted else math.nan
-    text = Text(f"{ratio:.4g}")
+    text = Text(f"{ratio:.3g}")
     if check is not None and check.tolerance is not None:
-        low, high = check.tolerance  # the ratios the check allows
-        digits = 3 if high - low < 0.2 else 2
-        text.append(f"\n{1 + low:.{digits}g}–{1 + high:.{digits}g}", style="dim")
+        low, high = check.tolerance  # the ratios the check allows: ± while nearly symmetric
+        allowed = f"±{max(-low, high) * 100:.2g}%" if high < 0.25 else f"{1 + low:.2g}–{1 + high:.2g}"
+        text.append("\n" + allowed, style="dim")
     if check is not None and check.passed is False:
         text.stylize("red")
     return text
