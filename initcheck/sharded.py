@@ -234,7 +234,8 @@ class GlobalPositions:
     def __init__(self, ref: float, shape: tuple, placement: Placement, world: int, rank: int, draws: int):
         self.ref, self.shape, self.world, self.rank = float(ref), tuple(shape), world, rank
         self.local, self.offset = placement.local_shape, placement.offset
-        self.axes = [np.zeros((3, g)) for g in self.shape]
+        self._rows = self._c1 = self._c2 = None
+        self._folds = 0
         self.draws = np.zeros((3, draws))
         self.shards = np.zeros((3, world))
         self.positions = min(math.prod(self.shape), ELEMENTS)
@@ -249,7 +250,9 @@ class GlobalPositions:
         strides = [math.prod(self.shape[a + 1:]) for a in range(len(self.shape))]
         ranges = [np.arange(min(length, max(0, -(-self.positions // stride) - offset)))
                   for length, offset, stride in zip(self.local, self.offset, strides)]
-        if not ranges or any(len(r) == 0 for r in ranges):
+        if not self.shape:  # a scalar: its one position
+            return (np.zeros(1, np.int64),) * 2 if math.prod(self.local) else (np.zeros(0, np.int64),) * 2
+        if any(len(r) == 0 for r in ranges):
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         grids = np.meshgrid(*ranges, indexing="ij")
         local_strides = [math.prod(self.local[a + 1:]) for a in range(len(self.local))]
@@ -259,25 +262,50 @@ class GlobalPositions:
         return local[keep].astype(np.int64), glob[keep].astype(np.int64)
 
     def fold(self, x: np.ndarray, instance: int) -> None:
-        """One instance of the local shard, float64 of shape ``local``."""
-        d = x.reshape(self.local) - self.ref
-        d2 = d * d
-        n = d.size
-        for a, (offset, length) in enumerate(zip(self.offset, self.local)):
-            other = tuple(i for i in range(d.ndim) if i != a)
-            part = self.axes[a][:, offset:offset + length]
-            part[0] += n / length
-            part[1] += d.sum(axis=other)
-            part[2] += d2.sum(axis=other)
-        total = (n, float(d.sum()), float(d2.sum()))
+        """One instance of the local shard (float32 or float64 values of shape
+        ``local``): one pass of the fold kernel's ``positions`` over it seen as
+        a (first axis, rest) matrix; the other axes follow from the rest's
+        per-element sums when the vectors are taken."""
+        from initcheck import kernels
+
+        values = np.ascontiguousarray(x).reshape(-1)
+        rows = self.local[0] if self.local else 1
+        if self._rows is None:
+            self._rows = np.zeros((2, rows))
+            self._c1, self._c2 = np.zeros(values.size // rows), np.zeros(values.size // rows)
+        r1, r2 = np.empty(rows), np.empty(rows)
+        kernels.positions(values, values.size // rows, self.ref, r1, r2, self._c1, self._c2)
+        self._rows[0] += r1
+        self._rows[1] += r2
+        self._folds += 1
+        total = (values.size, float(r1.sum()), float(r2.sum()))
         self.draws[:, instance] += total
         self.shards[:, self.rank] += total
-        flat = d.reshape(-1)[self.local_index]
-        self.e1[self.global_index] += flat
-        self.e2 += float(np.dot(flat, flat))
+        first = values[self.local_index].astype(np.float64) - self.ref
+        self.e1[self.global_index] += first
+        self.e2 += float(np.dot(first, first))
+
+    def _axes(self) -> list[np.ndarray]:
+        """Per axis of the global shape: (count, sum d, sum d^2) per index, this rank's shard placed at its offsets."""
+        axes = [np.zeros((3, g)) for g in self.shape]
+        if not self._folds or not self.shape:
+            return axes
+        n = math.prod(self.local)
+        rest = self.local[1:]
+        c1, c2 = self._c1.reshape(rest), self._c2.reshape(rest)
+        for a, (offset, length) in enumerate(zip(self.offset, self.local)):
+            part = axes[a][:, offset:offset + length]
+            part[0] += self._folds * n / length
+            if a == 0:
+                part[1:] += self._rows
+            else:
+                other = tuple(i for i in range(len(rest)) if i != a - 1)
+                part[1] += c1.sum(axis=other)
+                part[2] += c2.sum(axis=other)
+        return axes
 
     def vector(self) -> np.ndarray:
-        return np.concatenate([*(a.reshape(-1) for a in self.axes), self.draws.reshape(-1),
+        return np.concatenate([*(a.reshape(-1) for a in self._axes()), self.draws.reshape(-1),
                                self.shards.reshape(-1), self.e1, self.e2])
 
     def structure(self, merged: np.ndarray, instances: int, grams: Grams | None, sharded: bool) -> Structure:
@@ -346,8 +374,6 @@ class ShardedParameter:
         return cls(ref, expectation, placement, row, whole.folded_size, positions)
 
     def observe(self, x, instance: int, last: bool) -> None:
-        from initcheck.model import as_float64
-
         if instance == 0 and self.placement.holds:
             self.sketch = Sketch.of(x) if x.numel() else None
             self.digest = hashlib.blake2b(x.contiguous().view(-1).view(_bytes_dtype()).cpu().numpy().tobytes(),
@@ -356,7 +382,17 @@ class ShardedParameter:
             return
         self.row.observe(x, instance, last)
         if self.positions is not None and instance < self.row.need:
-            self.positions.fold(as_float64(x), instance)
+            self.positions.fold(_host_values(x), instance)
+
+
+def _host_values(x) -> np.ndarray:
+    """A torch tensor's values on the host as float32 or float64 (16-bit ones widened)."""
+    import torch
+
+    x = x.detach()
+    if x.dtype not in (torch.float32, torch.float64):
+        x = x.float()
+    return x.cpu().numpy()
 
 
 def _bytes_dtype():
@@ -720,7 +756,7 @@ def merge_against_fold(rank: Rank, settings: dict) -> dict:
     started = time.perf_counter()
     for i, part in enumerate(parts):
         reducer.fold(part)
-        positions.fold(part.double().numpy(), i)
+        positions.fold(part.numpy(), i)
     local = reducer.summary()
     dist.barrier()
     folded = time.perf_counter() - started
