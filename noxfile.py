@@ -3,6 +3,7 @@ environment, and ``initcheck compare`` between the versions of each framework.
 
     nox -s versions            # every pinned environment below, then compare
     nox -s jax-0.4.38          # one pinned environment: its suite report only
+    nox -s versions --no-dependencies   # compare the reports already in .nox/reports
     nox -l                     # the sessions
     nox -s requirements -- "jax==0.9.2 jaxlib==0.9.2" "jax==0.10.2 jaxlib==0.10.2"
 
@@ -21,7 +22,7 @@ NumPy.  Without it, the suite runs every adapter whose import name the
 environment has, and adapters that need a second package (``keras-jax`` needs
 Keras beside JAX) stop the run.
 ``versions`` requires every pinned session, then, in an environment of its
-own with initcheck alone, runs ``initcheck compare OLD.json NEW.json`` on each
+own with initcheck and ml_dtypes alone, runs ``initcheck compare OLD.json NEW.json`` on each
 consecutive pair of a framework's versions (old first, as listed) and writes
 into ``benchmarks/results/versions/``: one ``<old>_vs_<new>.txt`` per pair
 (machine, versions, commands, the comparison as printed) and ``SUMMARY.txt``
@@ -59,6 +60,9 @@ REPORTS = ROOT / ".nox" / "reports"
 RESULTS = ROOT / "benchmarks" / "results" / "versions"
 #: Wide enough that compare's table keeps one line per change.
 COLUMNS = "200"
+#: compare reads the bfloat16 rows' bit patterns through ml_dtypes (which
+#: JAX and TensorFlow bring along; the compare environment has neither).
+COMPARE_NEEDS = "ml_dtypes==0.7.0"
 #: Exit codes of ``initcheck suite`` and ``compare`` that are results, not errors.
 RESULT_CODES = [0, 1]
 
@@ -202,7 +206,7 @@ def _pair_name(old: Pinned, new: Pinned) -> str:
 @nox.session(venv_backend="venv", requires=[pin.session for pin in PINNED])
 def versions(session: nox.Session) -> None:
     """Every pinned environment's suite, then initcheck compare on each pair of versions."""
-    session.install(".")
+    session.install(".", COMPARE_NEEDS)
     RESULTS.mkdir(parents=True, exist_ok=True)
     machine = machine_text()
     timings = {pin.session: json.loads(_timing_path(pin).read_text()) for pin in PINNED}
@@ -239,7 +243,8 @@ def versions(session: nox.Session) -> None:
         if comparison.get("power"):
             lines.append(f"    {comparison['power']['text']}")
     first_start = min(t["started"] for t in timings.values())
-    lines += ["", f"whole run: {_seconds(time.time() - first_start)} wall (installs, suites and comparisons)"]
+    lines += ["", f"from the first environment's start to the end of compare: {_seconds(time.time() - first_start)} "
+              "wall (installs, suites, comparisons; with --no-dependencies, the time since the reports were made)"]
     (RESULTS / "SUMMARY.txt").write_text("\n".join(lines) + "\n")
     session.log("\n".join(lines))
 

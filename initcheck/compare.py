@@ -340,6 +340,12 @@ def _z_test(name: str, difference: float, variance: float, detail: str, old: str
     return ShiftTest(name, z, two_sided_pvalue(z), f"{detail}: z = {z:+.1f}", old, new)
 
 
+def _spread_counts(old: Summary, new: Summary) -> tuple[int, int] | None:
+    """(n1, n2) for the power statement; None when both runs are constant (a
+    zero bias): any change of theirs is seen exactly, no shift size applies."""
+    return (old.count, new.count) if old.variance > 0 or new.variance > 0 else None
+
+
 def mean_shift(old: Summary, new: Summary) -> ShiftTest:
     """Two-sample z test of the means, each run with its own variance (Welch's
     statistic; with N in the thousands the normal law is exact enough):
@@ -352,7 +358,7 @@ def mean_shift(old: Summary, new: Summary) -> ShiftTest:
     scale = old.std if old.std > 0 else 1.0
     detail = f"mean moved {difference / scale:+.3g}σ (of the old std)"
     test = _z_test("mean", difference, variance, detail, f"{old.mean:.4g}", f"{new.mean:.4g}")
-    test.counts = (old.count, new.count)
+    test.counts = _spread_counts(old, new)
     return test
 
 
@@ -371,7 +377,7 @@ def variance_shift(old: Summary, new: Summary) -> ShiftTest:
     relative = new.std / old.std - 1.0 if old.std > 0 else math.inf
     detail = f"std {relative * 100:+.2f}%"
     test = _z_test("variance", s2 - s1, variance, detail, f"{old.std:.4g}", f"{new.std:.4g}")
-    test.counts = (old.count, new.count)
+    test.counts = _spread_counts(old, new)
     kurtoses = [s.central_moment(4) / s.central_moment(2) ** 2 for s in (old, new) if s.central_moment(2) > 0]
     test.kurtosis = max(kurtoses) if kurtoses else None
     return test
@@ -431,8 +437,10 @@ def ks_shift(old: Summary, new: Summary) -> ShiftTest | NotCompared:
     k = int(np.argmax(gaps))
     edges = old.grid.edges()
     largest_cell = max(float(np.max(old.hist)) / old.count, float(np.max(new.hist)) / new.count)
-    return _ks_result(float(gaps[k]), float(edges[k]), float(f_old[k]), float(f_new[k]),
+    test = _ks_result(float(gaps[k]), float(edges[k]), float(f_old[k]), float(f_new[k]),
                       old.count, new.count, "binned: a lower bound", largest_cell)
+    test.counts = _spread_counts(old, new)
+    return test
 
 
 def _ks_exact_16bit(old: Summary, new: Summary) -> ShiftTest:
@@ -456,6 +464,11 @@ def _ks_exact_16bit(old: Summary, new: Summary) -> ShiftTest:
 def _profile(axis, summary: Summary) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """(count, mean in sigmas about the axis' pooled mean, variance relative to
     the pooled one, kurtosis) of each group of one axis."""
+    with np.errstate(divide="ignore", invalid="ignore"):  # a constant row: NaN profiles, no positions test
+        return _profile_values(axis, summary)
+
+
+def _profile_values(axis, summary: Summary) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     m = axis.count
     means = axis.s1 / m
     variances = axis.s2 / m - means**2
@@ -582,7 +595,7 @@ def shift_reach(test: ShiftTest, level: float) -> float | None:
       edges); Δ is detected when that reaches the two-sample critical value
       kolmogi(level) sqrt(1/n1 + 1/n2)."""
     if test.counts is None or test.name not in ("mean", "variance", "ks"):
-        return None
+        return None  # positions, or two constant runs
     n1, n2 = test.counts
     spread = math.sqrt(1.0 / n1 + 1.0 / n2)
     z = z_critical(level) + standard_normal_quantile(POWER)

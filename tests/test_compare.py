@@ -349,6 +349,12 @@ def test_the_power_line_states_the_weakest_rows_reach_at_the_bonferroni_level(re
     assert reaches["variance"].value < 0.03 / 3
 
 
+def test_constant_rows_state_no_reach():
+    zeros = summary_of(np.zeros(320))
+    assert shift_reach(mean_shift(zeros, zeros), 1e-9) is None
+    assert shift_reach(variance_shift(zeros, zeros), 1e-9) is None
+
+
 def test_a_shift_the_size_of_the_reach_is_flagged():
     rng = np.random.default_rng(17)
     law = Normal(0.0, 1.0)
