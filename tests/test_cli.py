@@ -248,7 +248,8 @@ def test_framework_named_but_not_installed_is_exit_2(capsys, monkeypatch):
 
 
 def test_framework_not_installed_and_not_named_is_left_out(capsys, monkeypatch):
-    monkeypatch.setattr(frameworks, "installed", lambda name: name != "torch")
+    monkeypatch.delenv("INITCHECK_FRAMEWORKS")  # no list: every installed framework
+    monkeypatch.setattr(frameworks, "installed", lambda name: name == "reference")
     code, out, _ = run_cli(capsys, "xavier", "--fan-in", "10", "--fan-out", "10", *SMALL)
     assert code == 0 and "reference" in out and "torch.nn.init" not in out
 
