@@ -15,23 +15,30 @@ import os
 
 from initcheck.errors import InputError
 
-#: name -> (module, class); the module is imported on first use.
+#: name -> (module, class, what must be importable: one name or a comma list);
+#: the module is imported on first use.
 ADAPTERS = {
     "torch": ("initcheck.frameworks.pytorch", "PyTorch", "torch"),
     "keras": ("initcheck.frameworks.tf_keras", "Keras", "tensorflow"),
     "jax": ("initcheck.frameworks.jax_nn", "Jax", "jax"),
-    "keras-jax": ("initcheck.frameworks.keras_backends", "KerasJax", "jax"),
-    "keras-torch": ("initcheck.frameworks.keras_backends", "KerasTorch", "torch"),
+    "keras-jax": ("initcheck.frameworks.keras_backends", "KerasJax", "keras,jax"),
+    "keras-torch": ("initcheck.frameworks.keras_backends", "KerasTorch", "keras,torch"),
     "tf-keras": ("initcheck.frameworks.keras2", "TfKeras", "tf_keras"),
     "paddle": ("initcheck.frameworks.paddle_nn", "Paddle", "paddle"),
     "mlx": ("initcheck.frameworks.mlx_nn", "Mlx", "mlx"),
     "reference": ("initcheck.frameworks.reference", "Reference", "numpy"),
 }
+#: How to install a framework, where the extra is not named after it.
+INSTALL = {
+    "keras": "pip install 'initcheck[tensorflow]'",
+    "keras-jax": "pip install keras 'initcheck[jax]'",
+    "keras-torch": "pip install keras 'initcheck[torch]'",
+}
 ALIASES = {"pytorch": "torch", "numpy": "reference", "tensorflow": "keras", "tf": "keras"}
 
 
 def installed(name: str) -> bool:
-    return importlib.util.find_spec(ADAPTERS[name][2]) is not None
+    return all(importlib.util.find_spec(module) is not None for module in ADAPTERS[name][2].split(","))
 
 
 def load(name: str):
@@ -54,9 +61,8 @@ def resolve(names: str | None) -> list:
         if name not in ADAPTERS:
             raise InputError(f"unknown framework {raw.strip()!r}; known: {', '.join(ADAPTERS)}")
         if not installed(name):
-            raise InputError(
-                f"framework {name!r} was asked for but is not installed (pip install 'initcheck[{name}]')"
-            )
+            hint = INSTALL.get(name) or f"pip install 'initcheck[{name}]'"
+            raise InputError(f"framework {name!r} was asked for but is not installed ({hint})")
         if name not in chosen:
             chosen.append(name)
     if not chosen:
