@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test bench calibrate readme clean
+.PHONY: install run test bench calibrate versions readme clean
 
 install: $(STAMP)
 
@@ -34,6 +34,11 @@ bench: install
 calibrate: install
 	$(BIN)/python -m pytest -q --calibration -m calibration
 	$(BIN)/python benchmarks/false_alarms.py
+
+# The CI suite on two JAX and two Keras 3 releases, each in a fresh virtual
+# environment (noxfile.py), and what changed between them (benchmarks/results/versions).
+versions: install
+	$(BIN)/nox -s versions
 
 # The README's sample outputs, from real runs (scripts/readme_outputs.py).
 readme: install
