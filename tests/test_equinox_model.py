@@ -153,7 +153,8 @@ def test_what_is_not_equinox_is_handed_back_for_the_next_adapter(adapter):
 # ----------------------------------------------------------------------------- the engine
 
 
-# (the layers' shapes are Net's: JAX compiles each new shape's eager draws once, and those compiles are most of the time)
+# (the layers' shapes are Net's: JAX compiles each new shape's eager draws once, and those
+# compiles are most of the time)
 
 
 def mlp(key):
