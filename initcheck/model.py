@@ -212,6 +212,9 @@ def _frameworks_used_by(factory) -> set[str]:
         where = value.__name__ if inspect.ismodule(value) else getattr(value, "__module__", None)
         if isinstance(where, str):
             used.add(where.split(".")[0])
+    # and what the factory itself imports or names (``import paddle`` in its body)
+    code = getattr(factory, "__code__", None)
+    used.update(name.split(".")[0] for name in getattr(code, "co_names", ()))
     return used
 
 
@@ -271,7 +274,8 @@ def first_instance(factory, name: str, seed: int):
         owner = next((other for other in MODEL_ADAPTERS if other != adapter.name and _accepts(other, model)), None)
         if owner is None:
             raise InputError(f"{name} returned {type(model).__name__}, not a model initcheck knows: it must return "
-                             "a torch.nn.Module, a Keras model or a Flax NNX module")
+                             "a torch.nn.Module, a Keras model, a Flax NNX module, a Flax linen module with its "
+                             "example input, an Equinox module or a paddle.nn.Layer")
         del model
         adapter = load_adapter(owner)
         model = _call(adapter.build, factory, seed, name)

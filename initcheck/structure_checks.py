@@ -320,8 +320,15 @@ def check_copies(summary: Summary) -> CheckResult | None:
 
 
 def _critical_repeats(lambda0: float, level: float) -> int:
-    """The fewest repeats whose chance P(Poisson(lambda0) >= c) is at most ``level``."""
-    critical = 1
+    """The fewest repeats whose chance P(Poisson(lambda0) >= c) is at most ``level``
+    (P(X >= c) = gammainc(c, lambda0)): from the Poisson quantile, then stepped
+    to the exact boundary, so a large lambda0 costs no long search."""
+    from scipy import stats
+
+    guess = stats.poisson.isf(level, lambda0)
+    critical = max(1, int(guess) + 1) if math.isfinite(guess) else 1
+    while critical > 1 and special.gammainc(critical - 1, lambda0) <= level:
+        critical -= 1
     while special.gammainc(critical, lambda0) > level:
         critical += 1
     return critical
