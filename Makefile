@@ -1,6 +1,7 @@
 # Two commands do all the set-up: `make run` and `make test`.
 # A local virtual environment gets torch==2.13.0 (the CPU build on this disk;
-# pyproject.toml accepts a range) and initcheck with every extra, editable.
+# pyproject.toml accepts a range) and initcheck with every extra, editable; where
+# an optional framework has no wheel for the platform, the others still install.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -14,7 +15,12 @@ install: $(STAMP)
 $(STAMP): pyproject.toml setup.py initcheck/_kernels.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[all,dev]'
+	$(BIN)/python -m pip install -q -e '.[all,dev]' || { \
+	  $(BIN)/python -m pip install -q -e '.[torch,tensorflow,jax,flax,transformers,plot,dev]' && \
+	  for extra in tf-keras paddle mlx equinox haiku; do \
+	    $(BIN)/python -m pip install -q -e ".[$$extra]" || \
+	      echo "initcheck: no $$extra wheel for this platform; its rows are left out"; \
+	  done; }
 	touch $(STAMP)
 
 # The default checks: xavier and kaiming, normal and uniform, a dense

@@ -31,6 +31,8 @@ from initcheck.schemes import gain
 from helpers import run_cli
 
 SMALL = ["-n", "2e5", "--no-progress"]
+#: The matrix (three schemes x three distributions x two layers x four frameworks) at half that N.
+MATRIX_SMALL = ["-n", "1e5", "--no-progress"]
 FRAMEWORKS = ("torch", "keras", "jax")
 DISTS = "normal,uniform,truncated-normal"
 #: The two layers of the matrix: a dense 300 -> 200 and a 16 -> 32 3x3 conv.
@@ -60,7 +62,7 @@ def invoke(path, *args):
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
-            main([*args, "--json", str(path), *SMALL])
+            main([*args, "--json", str(path), *MATRIX_SMALL])
         except SystemExit as exit_info:
             code = exit_info.code
         else:  # pragma: no cover - main always exits

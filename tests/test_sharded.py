@@ -284,6 +284,7 @@ SUITE = textwrap.dedent("""
 """)
 
 
+@pytest.mark.calibration  # a launch of its own: about 5 s
 def test_a_suite_spread_over_two_ranks_decides_as_one_process(tmp_path):
     """Rows sampled on 2 ranks, gathered and decided on rank 0: the same
     summaries, p-values, Holm levels and verdicts as one process."""

@@ -90,6 +90,7 @@ def test_skips(adapter):
     assert isinstance(found, Skip) and "raises on bfloat16" in found.reason
 
 
+@pytest.mark.calibration  # a fresh process importing TensorFlow: about 9 s
 def test_import_leaves_the_process_as_it_was():
     script = """
         import json, os, random, sys
