@@ -154,8 +154,9 @@ def sample_row(plan: Plan, samples: int, seed: int, progress: Progress, label: s
             if pending is not None:
                 pending.result()
         except KeyboardInterrupt:
-            if pending is not None:
-                pending.result()
+            # every fold submitted has ended before the summary is read (the
+            # interrupt may land between a submit and its assignment to pending)
+            folder.shutdown(wait=True)
             raise Interrupted(reducer.summary() if reducer is not None else None, dtype, device,
                               [check.result() for check in observers] if reducer is not None else []) from None
     return RowDraws(reducer.summary(), dtype, device, [check.result() for check in observers])

@@ -16,6 +16,8 @@ pairs and is no one's neighbour, in a batch as alone.
 
 from __future__ import annotations
 
+import copy
+
 import math
 
 import numpy as np
@@ -118,8 +120,12 @@ class HostReducer:
         self._unflushed = 0
 
     def summary(self) -> Summary:
+        """The statistics so far, as a copy: a fold after the call changes
+        nothing in it."""
         self._flush()
-        s = self._summary
+        s = copy.copy(self._summary)  # the arrays the folds keep adding to, copied; the grid shared
+        s.sums, s.pairs = self._summary.sums.copy(), self._summary.pairs.copy()
+        s.hist = None if s.hist is None else s.hist.copy()
         s.count, s.nan, s.posinf, s.neginf = (int(c) for c in self._counts)
         s.minimum, s.maximum = float(self._extremes[0]), float(self._extremes[1])
         s.structure = self._structure.result() if self._structure else None
