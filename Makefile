@@ -29,9 +29,10 @@ $(STAMP): pyproject.toml setup.py initcheck/_kernels.c
 run: install
 	$(BIN)/initcheck suite configs/default.toml
 
-# Two test processes: the suite is CPU-bound and CI has two cores.
+# Two test processes (the suite is CPU-bound and CI has two cores); a process
+# that runs out of tests takes some of the other's.
 test: install
-	$(BIN)/python -m pytest -q -n 2
+	$(BIN)/python -m pytest -q -n 2 --dist worksteal
 
 bench: install
 	$(BIN)/python benchmarks/bench.py

@@ -90,6 +90,7 @@ def test_false_failure_bound_is_safe_at_alpha_and_catches_twice_alpha():
     assert stats.binom.sf(CASE_LIMIT - 1, RUNS_PER_CASE, 4 * ALPHA) == pytest.approx(0.85, abs=0.005)
 
 
+@pytest.mark.calibration  # 600 seeded rows: about 20 s
 def test_false_failure_rate_is_at_most_alpha():
     """RUNS_PER_CASE single-row commands per (law, dtype), each its own Holm
     family, on disjoint seeds (rows of different cases share no randomness, so

@@ -119,7 +119,8 @@ SHAPES = [
 ]
 
 
-@pytest.mark.parametrize("shape,count", SHAPES + [((3, 1_100_000), 2)], ids=str)
+@pytest.mark.parametrize("shape,count", SHAPES + [pytest.param((3, 1_100_000), 2, marks=pytest.mark.calibration)],
+                         ids=str)
 def test_the_torch_structure_is_the_hosts(shape, count):
     arrays = normal_draws(shape, count)
     arrays.append(arrays[0].copy())  # a repeated draw: repeats to find
@@ -139,9 +140,9 @@ def test_the_torch_structure_of_float64_draws_is_the_hosts(shape, count):
 
 
 #: The layouts the torch test covers in full are device_structure.py's, shared
-#: by both backends; JAX's own ops need three of them in `make test`, and get
+#: by both backends; JAX's own ops need two of them in `make test`, and get
 #: the rest in `make calibrate` (each shape is a fresh XLA compilation).
-JAX_SHAPES = [case if case[0] in ((256, 784), (64, 3, 3, 3), (100_003,))
+JAX_SHAPES = [case if case[0] in ((256, 784), (64, 3, 3, 3))
               else pytest.param(*case, marks=pytest.mark.calibration) for case in SHAPES]
 
 
@@ -184,7 +185,8 @@ def test_torch_batches_give_the_structure_of_single_folds(values, monkeypatch):
     assert batched.axes[-1].name == "draws" and len(batched.axes[-1].count) <= DRAW_SLOTS
 
 
-@pytest.mark.parametrize("batch_values", [1 << 16, 2000], ids=["one-batch", "many-batches"])
+@pytest.mark.parametrize("batch_values", [1 << 16, pytest.param(2000, marks=pytest.mark.calibration)],
+                         ids=["one-batch", "many-batches"])
 def test_jax_batches_give_the_structure_of_single_folds(batch_values, monkeypatch):
     _, JaxReducer = jax_modules()
     monkeypatch.setattr(JaxReducer, "batch_values", batch_values)

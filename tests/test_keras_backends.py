@@ -136,6 +136,7 @@ def test_worker_that_cannot_start_is_one_line_exit_2(capsys, monkeypatch):
     assert broken.process is None  # closed and reaped
 
 
+@pytest.mark.calibration  # starts a worker, kills it, starts another: 6-7 s
 def test_worker_killed_is_one_line_exit_2_and_restarts(capsys):
     if importlib.util.find_spec("jax") is None:
         pytest.skip("needs jax")

@@ -172,6 +172,7 @@ def _fresh(script: str, env: dict | None = None) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.calibration  # a fresh process importing TensorFlow and drawing: 15-25 s
 def test_import_and_rows_leave_a_fresh_process_as_it_was():
     script = """
         import json, logging, os, random, sys
