@@ -1087,9 +1087,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, help="Runs of every kind at every N (default: 3, "
                         "but 1 for the SciPy pipeline at 10^8 and 1 beyond 10^8 in the per-framework "
                         "section); the median is reported.")
-    parser.add_argument("--sections", default="process,frameworks,layers,structure,model",
-                        help="Comma list of sections to run: process, frameworks, layers, structure, model "
-                        "(default all five).")
+    parser.add_argument("--sections", default="process,frameworks,layers,structure,model,sharded",
+                        help="Comma list of sections to run: process, frameworks, layers, structure, model, sharded "
+                        "(default all six).")
     parser.add_argument("--frameworks", help="Comma list for the per-framework and layer-size sections "
                         "(default: every installed one of torch, keras, jax).")
     parser.add_argument("--layer-samples", default=str(LAYER_SAMPLES),
@@ -1102,7 +1102,7 @@ def main() -> None:
     args = parser.parse_args()
     device_name(args.device)  # fail early on a device nobody understands
     sections = set(args.sections.split(","))
-    unknown = sections - {"process", "frameworks", "layers", "structure", "model"}
+    unknown = sections - {"process", "frameworks", "layers", "structure", "model", "sharded"}
     if unknown:
         raise SystemExit(f"unknown section(s) {', '.join(sorted(unknown))}; "
                          "expected process, frameworks, layers, structure, model")
@@ -1154,6 +1154,11 @@ def main() -> None:
         import model_cost
 
         lines += [""] + model_cost.render(model_cost.measure(log=sys.stderr)) + [""]
+    if "sharded" in sections and device_name(args.device) == "cpu":
+        # the merge of the ranks' statistics (three all-reduces) beside the folding it rests on
+        from initcheck.sharded import bench as sharded_bench
+
+        lines += ["", "sharded models (gloo, CPU)", sharded_bench(nproc=2), ""]
     lines.append(f"(benchmark wall time {time.perf_counter() - started:.0f} s)")
     print("\n".join(lines))
 
