@@ -250,3 +250,24 @@ def test_device_on_the_command_line_overrides_the_suite(tmp_path, capsys):
     assert code == 2 and "unknown device 'tpu'" in err
     code, out, err = run_cli(capsys, "suite", str(path), "--device", "cpu", *SMALL)
     assert code == 0, out + err
+
+
+def test_a_framework_the_environment_lacks_gives_skip_rows(capsys, tmp_path, monkeypatch):
+    """One suite file runs in every CI environment: a named framework that is not
+    installed there is SKIP with how to install it, the others run."""
+    from initcheck import frameworks
+
+    real = frameworks.installed
+    monkeypatch.setattr(frameworks, "installed", lambda name: name != "paddle" and real(name))
+    suite_file = tmp_path / "s.toml"
+    suite_file.write_text('[[check]]\nscheme = "xavier"\ndist = "uniform"\nframeworks = ["paddle", "reference"]\n'
+                          'fans = [[64, 32]]\nsamples = "1e4"\n')
+    report = tmp_path / "r.json"
+    code, out, err = run_cli(capsys, "suite", suite_file, "--json", report, "--no-progress")
+    assert code == 0, out + err
+    rows = {row["framework"]: row for row in json.loads(report.read_text())["rows"]}
+    assert rows["reference"]["verdict"] == "PASS"
+    assert rows["paddle"]["verdict"] == "SKIP"
+    assert rows["paddle"]["reason"] == "paddle is not installed (pip install 'initcheck[paddle]')"
+    code, out, err = run_cli(capsys, "xavier", "--fan-in", 64, "--fan-out", 32, "-f", "paddle", "-n", "1e4")
+    assert code == 2 and "not installed" in err  # on the command line it is a mistake, said at once

@@ -46,9 +46,46 @@ def load(name: str):
     return getattr(importlib.import_module(module), cls)()
 
 
-def resolve(names: str | None) -> list:
+class NotInstalled:
+    """A framework named where it is not installed (a suite run in an
+    environment without it): every row of it is a SKIP saying how to install it."""
+
+    def __init__(self, name: str):
+        self.name = self.title = name
+        self.layout = "torch"
+        self.reason = f"{name} is not installed ({install_hint(name)})"
+
+    def version(self) -> str:
+        return "not installed"
+
+    def check_device(self, device: str) -> None:
+        pass
+
+    def plan(self, spec, layer, device, dtype):
+        from initcheck.frameworks.base import Skip
+
+        return Skip(self.name, self.name, self.reason, device, dtype, layer.shape("torch"))
+
+    def default_rows(self, layer, device, dtype):
+        from initcheck.frameworks.base import Skip
+
+        return [("weight", Skip(self.name, self.name, self.reason, device, dtype))]
+
+    def fans(self, layer):
+        raise InputError(self.reason)
+
+    def devices(self):
+        return []
+
+
+def install_hint(name: str) -> str:
+    return INSTALL.get(name) or f"pip install 'initcheck[{name}]'"
+
+
+def resolve(names: str | None, missing: str = "error") -> list:
     """Adapters for a comma-separated list of names (None: $INITCHECK_FRAMEWORKS,
-    else all installed)."""
+    else all installed).  A name that is not installed is an InputError, or
+    with ``missing="skip"`` a :class:`NotInstalled` whose rows are SKIPs."""
     if names is None:
         names = os.environ.get("INITCHECK_FRAMEWORKS", "").strip() or None
     if names is None:
@@ -60,11 +97,10 @@ def resolve(names: str | None) -> list:
             continue
         if name not in ADAPTERS:
             raise InputError(f"unknown framework {raw.strip()!r}; known: {', '.join(ADAPTERS)}")
-        if not installed(name):
-            hint = INSTALL.get(name) or f"pip install 'initcheck[{name}]'"
-            raise InputError(f"framework {name!r} was asked for but is not installed ({hint})")
+        if not installed(name) and missing != "skip":
+            raise InputError(f"framework {name!r} was asked for but is not installed ({install_hint(name)})")
         if name not in chosen:
             chosen.append(name)
     if not chosen:
         raise InputError("--framework names no framework")
-    return [load(name) for name in chosen]
+    return [load(name) if installed(name) else NotInstalled(name) for name in chosen]
