@@ -55,6 +55,7 @@ import numpy as np
 from initcheck.errors import InputError
 from initcheck.frameworks.base import Framework, Plan, Skip
 from initcheck.frameworks.keras_common import (
+    LayerKernels,
     call_text,
     default_layer,
     initializer_spec,
@@ -245,43 +246,26 @@ class TfKeras(Framework):
             return draw
 
         kernel = Plan(self.name, f"{call}.kernel", Uniform(-bound, bound), shape, device, dtype, parameter("kernel"),
-                      draw_batch=_LayerKernels(construct, shape, dtype, device))
+                      draw_batch=_layer_kernels(construct, shape, dtype, device))
         bias = Plan(self.name, f"{call}.bias", Constant(0.0), (layer.out_features,), device, dtype,
                     parameter("bias"), samples=10 * layer.out_features)
         return [("kernel", kernel), ("bias", bias)]
 
 
-class _LayerKernels:
-    """``draw_batch`` of a layer's default kernel: draw j is the kernel of the
-    j-th of ``count`` unseeded layers built one after another with Python's
-    ``random`` seeded with the batch's seed, whose initializers take
-    ``random.randint(1, 1e9)`` (``RandomGenerator._create_seed``) in turn.
-    Checked once against really built layers; should they differ, every draw
-    builds its layer."""
+def _layer_seeds(seed: int, count: int) -> np.ndarray:
+    """The seeds ``count`` unseeded tf.keras layers built one after another take,
+    with Python's ``random`` seeded with ``seed``: ``random.randint(1, 1e9)``
+    each (``RandomGenerator._create_seed``)."""
+    with python_random_seeded(seed):
+        return np.array([random.randint(1, int(1e9)) for _ in range(count)], dtype=np.int64)
 
-    def __init__(self, construct, shape, dtype, device):
-        self.construct, self.shape, self.dtype, self.device = construct, tuple(shape), dtype, device
-        self.batcher = None
-        self.faithful = None
 
-    def built(self, seed: int, count: int):
+def _layer_kernels(construct, shape, dtype, device) -> LayerKernels:
+    """The default kernel's batch (:class:`~initcheck.frameworks.keras_common.LayerKernels`)."""
+
+    def built(seed: int, count: int):
         _start()
-        with python_random_seeded(seed), tf.device(tf_device(self.device)):
-            return tf.stack([tf.convert_to_tensor(self.construct().kernel) for _ in range(count)])
+        with python_random_seeded(seed), tf.device(tf_device(device)):
+            return tf.stack([tf.convert_to_tensor(construct().kernel) for _ in range(count)])
 
-    def __call__(self, seed: int, count: int):
-        if self.faithful is False:
-            return self.built(seed, count)
-        if self.batcher is None:
-            with python_random_seeded(0):
-                own = self.construct().kernel_initializer
-            self.batcher = Batcher(own, self.shape, self.dtype, self.device)
-        with python_random_seeded(seed):
-            seeds = np.array([random.randint(1, int(1e9)) for _ in range(count)], dtype=np.int64)
-        drawn = self.batcher.draws(seeds)
-        if self.faithful is None:
-            check = min(count, 2)
-            self.faithful = bool(np.array_equal(np.asarray(drawn[:check]), np.asarray(self.built(seed, check))))
-            if not self.faithful:
-                return self.built(seed, count)
-        return drawn
+    return LayerKernels(construct, _layer_seeds, lambda own: Batcher(own, tuple(shape), dtype, device), built)

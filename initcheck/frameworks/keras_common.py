@@ -177,3 +177,42 @@ def tensorflow_import_hygiene():
             os.environ["TF_CPP_MIN_LOG_LEVEL"] = log_level
         random.setstate(python_state)
         np.random.set_state(numpy_state)
+
+
+class LayerKernels:
+    """``draw_batch`` of a Keras layer's default kernel: draw j is the kernel
+    of the j-th of ``count`` unseeded layers built one after another with
+    Python's ``random`` seeded with the batch's seed.
+
+    Each layer's initializer takes its seed from Python's ``random`` when it is
+    built, so the batch calls the layers' own ``kernel_initializer`` (taken
+    from a real layer) with the seeds those layers would take,
+    ``seeds(seed, count)``, through ``batcher(initializer)`` (one
+    ``tf.function`` of real calls).  On the first batch its first two draws are
+    compared with two really built layers; should they ever differ (a Keras
+    whose layer does more than call its initializer) every draw builds its
+    layer.  ``built(seed, count)`` builds ``count`` real layers and stacks
+    their kernels.  The Keras 3 and the tf.keras adapters differ only in
+    ``seeds``, ``batcher`` and ``built``.
+    """
+
+    def __init__(self, construct, seeds, batcher, built):
+        self.construct, self.seeds, self.make_batcher, self.built = construct, seeds, batcher, built
+        self.batcher = None
+        self.faithful = None
+
+    def __call__(self, seed: int, count: int):
+        if self.faithful is False:
+            return self.built(seed, count)
+        if self.batcher is None:
+            with python_random_seeded(0):
+                own = self.construct().kernel_initializer
+            self.batcher = self.make_batcher(own)
+        drawn = self.batcher.draws(self.seeds(seed, count))
+        if self.faithful is None:
+            check = min(count, 2)
+            self.faithful = bool(np.array_equal(np.asarray(drawn[:check]), np.asarray(self.built(seed, check))))
+            if not self.faithful:
+                return self.built(seed, count)
+        return drawn
+

@@ -82,6 +82,7 @@ import numpy as np
 from initcheck.errors import InputError
 from initcheck.frameworks.base import Framework, Plan, Skip
 from initcheck.frameworks.keras_common import (
+    LayerKernels,
     SEED_MODULUS as _SEED_MODULUS,
     call_text as _call_text,
     default_layer,
@@ -274,7 +275,7 @@ class Keras(Framework):
 
             return draw
 
-        kernel_batch = _LayerKernels(construct, shape, dtype, device)
+        kernel_batch = _layer_kernels(construct, shape, dtype, device)
         kernel = Plan(self.name, f"{call}.kernel", Uniform(-bound, bound), shape, device, dtype,
                       parameter("kernel"), draw_batch=kernel_batch)
         bias = Plan(self.name, f"{call}.bias", Constant(0.0), (layer.out_features,), device, dtype,
@@ -349,38 +350,12 @@ class Keras(Framework):
         return Plan(self.name, api, law, shape, device, dtype, draw, draw_batch=draw_batch, draw_checks=draw_checks)
 
 
-class _LayerKernels:
-    """``draw_batch`` of a layer's default kernel: draw j is the kernel of the
-    j-th of ``count`` unseeded layers built one after another with Python's
-    ``random`` seeded with the batch's seed.
+def _layer_kernels(construct, shape, dtype, device) -> LayerKernels:
+    """The default kernel's batch (:class:`~initcheck.frameworks.keras_common.LayerKernels`)."""
 
-    The layers' own ``kernel_initializer`` (from a real layer) is called with
-    the seeds those layers would take; on the first batch the first two draws
-    are compared with two really built layers, and should they ever differ
-    (a Keras whose layer does more than call its initializer) every draw
-    builds its layer."""
-
-    def __init__(self, construct, shape, dtype, device):
-        self.construct, self.shape, self.dtype, self.device = construct, tuple(shape), dtype, device
-        self.batcher = None
-        self.faithful = None
-
-    def built(self, seed: int, count: int):
+    def built(seed: int, count: int):
         _start()
-        with python_random_seeded(seed), tf.device(tf_device(self.device)):
-            return tf.stack([tf.convert_to_tensor(self.construct().kernel) for _ in range(count)])
+        with python_random_seeded(seed), tf.device(tf_device(device)):
+            return tf.stack([tf.convert_to_tensor(construct().kernel) for _ in range(count)])
 
-    def __call__(self, seed: int, count: int):
-        if self.faithful is False:
-            return self.built(seed, count)
-        if self.batcher is None:
-            with python_random_seeded(0):
-                own = self.construct().kernel_initializer
-            self.batcher = Batcher(own, self.shape, self.dtype, self.device)
-        drawn = self.batcher.draws(default_seed_pairs(seed, count))
-        if self.faithful is None:
-            check = min(count, 2)
-            self.faithful = bool(np.array_equal(np.asarray(drawn[:check]), np.asarray(self.built(seed, check))))
-            if not self.faithful:
-                return self.built(seed, count)
-        return drawn
+    return LayerKernels(construct, default_seed_pairs, lambda own: Batcher(own, tuple(shape), dtype, device), built)
