@@ -190,13 +190,14 @@ def test_caller_process_untouched_and_worker_gone_at_exit():
 
 ALL = [("xavier", "normal", {}), ("xavier", "uniform", {}), ("kaiming", "normal", {}), ("kaiming", "uniform", {}),
        ("lecun", "normal", {}), ("lecun", "uniform", {}),
-       ("variance-scaling", "untruncated-normal", {"scale": 0.5, "mode": "fan_out"}),
+       ("variance-scaling", "normal", {"scale": 0.5, "mode": "fan_out"}),
        ("variance-scaling", "uniform", {"scale": 3.0, "mode": "fan_avg"}),
        ("normal", None, {"mean": 0.5, "std": 0.1}), ("uniform", None, {"low": -0.3, "high": 0.7}),
        ("trunc-normal", None, {"mean": 0.0, "std": 0.2, "low": -0.4, "high": 0.4}),
        ("orthogonal", None, {}), ("eye", None, {}), ("constant", None, {"value": 0.3}), ("zeros", None, {}),
        ("ones", None, {})]
-TRUNCATED = {("xavier", "normal"), ("kaiming", "normal"), ("lecun", "normal"), ("trunc-normal", None)}
+TRUNCATED = {("xavier", "normal"), ("kaiming", "normal"), ("lecun", "normal"), ("variance-scaling", "normal"),
+             ("trunc-normal", None)}  # Keras' "normal" is its truncated normal
 
 
 @pytest.mark.calibration

@@ -118,7 +118,7 @@ def test_import_leaves_the_process_as_it_was():
 
 ALL = [("xavier", "normal", {}), ("xavier", "uniform", {}), ("kaiming", "normal", {}), ("kaiming", "uniform", {}),
        ("lecun", "normal", {}), ("lecun", "uniform", {}),
-       ("variance-scaling", "untruncated-normal", {"scale": 0.5, "mode": "fan_out"}),
+       ("variance-scaling", "normal", {"scale": 0.5, "mode": "fan_out"}),
        ("variance-scaling", "normal", {"scale": 2.0, "mode": "fan_in"}),
        ("normal", None, {"mean": 0.5, "std": 0.1}), ("uniform", None, {"low": -0.3, "high": 0.7}),
        ("trunc-normal", None, {"mean": 0.0, "std": 0.2, "low": -0.4, "high": 0.4}),

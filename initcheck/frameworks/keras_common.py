@@ -144,10 +144,13 @@ class BelowError(logging.Filter):
 
 @contextmanager
 def tensorflow_quiet(native: bool = True):
-    """TensorFlow's Python warnings (and with ``native`` its C++ logging on fd 2)
-    kept out for the duration only; the logger's level is not changed."""
-    logger, quiet = logging.getLogger("tensorflow"), BelowError()
-    logger.addFilter(quiet)
+    """TensorFlow's (and absl's, and JAX's backend) Python warnings, and with
+    ``native`` TensorFlow's C++ logging on fd 2, kept out for the duration
+    only; no logger's level is changed."""
+    loggers = [logging.getLogger(name) for name in ("tensorflow", "absl", "jax._src.xla_bridge")]
+    quiet = BelowError()
+    for logger in loggers:
+        logger.addFilter(quiet)
     try:
         if native:
             with native_stderr_silenced():
@@ -155,7 +158,8 @@ def tensorflow_quiet(native: bool = True):
         else:
             yield
     finally:
-        logger.removeFilter(quiet)
+        for logger in loggers:
+            logger.removeFilter(quiet)
 
 
 @contextmanager

@@ -89,9 +89,7 @@ reason.
 from __future__ import annotations
 
 import inspect
-import logging
 import math
-import os
 import random
 import re
 import sys
@@ -102,8 +100,8 @@ import numpy as np
 
 from initcheck.errors import InputError
 from initcheck.expectation import Expectation, Unknown
-from initcheck.frameworks.base import native_stderr_silenced
 from initcheck.frameworks.custom import callable_name, takes_keyword
+from initcheck.frameworks.keras_common import tensorflow_import_hygiene, tensorflow_quiet
 from initcheck.frameworks.model_base import ModelFramework, ParameterRef, PerModel
 from initcheck.laws import Constant, Normal, TruncatedNormal, Uniform
 from initcheck.schemes import InitSpec, variance_scaling
@@ -120,38 +118,14 @@ _VARIANCE_SCALING = ("VarianceScaling", "GlorotNormal", "GlorotUniform", "HeNorm
 _GLOBAL_KEYS = ("global_random_seed", "global_seed_generator", "object_name_uids")
 
 
-class _BelowError(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno >= logging.ERROR
-
-
-@contextmanager
-def _quiet():
-    """TensorFlow's (and absl's) Python warnings and C++ logging on fd 2 kept
-    out for the duration only; no logger level or environment variable changes."""
-    loggers = [logging.getLogger(name) for name in ("tensorflow", "absl", "jax._src.xla_bridge")]
-    quiet = _BelowError()
-    for logger in loggers:
-        logger.addFilter(quiet)
-    try:
-        with native_stderr_silenced():
-            yield
-    finally:
-        for logger in loggers:
-            logger.removeFilter(quiet)
-
-
 def _keras():
     """keras, imported (with its backend, as the caller configured it) quietly
     and without leaving settings behind; the caller's import is used as it is."""
     keras = sys.modules.get("keras")
     if keras is not None and hasattr(keras, "ops"):
         return keras
-    log_level = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
-    # importing TensorFlow draws from Python's and NumPy's global generators
-    python_state, numpy_state = random.getstate(), np.random.get_state()
     try:
-        with _quiet():
+        with tensorflow_import_hygiene():
             import keras
             if keras.backend.backend() == "tensorflow":
                 # TensorFlow's context logs its devices on fd 2 when it starts
@@ -160,13 +134,6 @@ def _keras():
                 tf.config.list_logical_devices()
     except ImportError as error:
         raise InputError(f"keras cannot be imported ({error}); pip install keras") from None
-    finally:
-        if log_level is None:
-            os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
-        else:
-            os.environ["TF_CPP_MIN_LOG_LEVEL"] = log_level
-        random.setstate(python_state)
-        np.random.set_state(numpy_state)
     return keras
 
 
@@ -235,7 +202,7 @@ def _seeded(keras, seed: int):
         torch_state = torch.get_rng_state()
     try:
         global_state.set_global_attribute("object_name_uids", None)  # Keras makes a fresh one
-        with _quiet():  # Keras may import TensorFlow here to seed it
+        with tensorflow_quiet():  # Keras may import TensorFlow here to seed it
             keras.utils.set_random_seed(int(seed) % 2**32)
         yield
     finally:
