@@ -32,6 +32,14 @@ COMMANDS = [
     ["delta-orthogonal"],
     ["constant", "--value", "0.3"],
 ]
+#: Real framework bugs the README's "What it has found" documents, as
+#: (framework, API prefix, the one check that fails): reported apart, never
+#: counted as false alarms; a row that fails anything else still counts.
+KNOWN_BUGS = [
+    # keras/src/backend/torch/random.py keeps a value beyond two stddevs when
+    # none of its four normals is inside: every truncated normal's bounds
+    ("keras-torch", "keras.initializers.", "support"),
+]
 #: The structured schemes' commands (``--structured`` runs only these).
 STRUCTURED = COMMANDS[4:]
 
@@ -57,6 +65,12 @@ def main() -> int:
                     print(f"error {done.returncode}: {' '.join(line)}\n{done.stderr}", file=sys.stderr)
                     return 2
                 for row in json.loads(report.read_text())["rows"]:
+                    failed = {check["name"] for check in row["checks"] if not check["passed"]}
+                    if row["verdict"] == "FAIL" and any(
+                            row["framework"] == framework and row["api"].startswith(api) and failed == {check}
+                            for framework, api, check in KNOWN_BUGS):
+                        verdicts["FAIL (a known framework bug)"] += 1
+                        continue
                     verdicts[row["verdict"]] += 1
                     if row["verdict"] in ("FAIL", "WARN"):
                         failures.append((seed, row["framework"], row["api"], row["verdict"], row["reason"]))
