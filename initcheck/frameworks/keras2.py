@@ -52,9 +52,10 @@ import sys
 
 import numpy as np
 
-from initcheck.errors import InputError
 from initcheck.frameworks.base import Framework, Plan, Skip
 from initcheck.frameworks.keras_common import (
+    tensorflow_check_device,
+    tensorflow_devices,
     LayerKernels,
     call_text,
     default_layer,
@@ -159,12 +160,7 @@ class TfKeras(Framework):
         return f"tf_keras {tf_keras.__version__} (tensorflow {tf.__version__})"
 
     def check_device(self, device: str) -> None:
-        if device == "cpu":
-            return
-        with tensorflow_quiet():
-            gpus = tf.config.list_physical_devices("GPU")
-        if int(device.split(":")[1]) >= len(gpus):
-            raise InputError(f"tf_keras/TensorFlow {tf.__version__} cannot use {device}: it sees {len(gpus)} GPU(s)")
+        tensorflow_check_device(tf, device, "tf_keras")
 
     def fans(self, layer):
         from tf_keras.src.initializers.initializers import _compute_fans
@@ -172,9 +168,7 @@ class TfKeras(Framework):
         return _compute_fans(layer.shape("keras"))
 
     def devices(self):
-        with tensorflow_quiet():
-            found = tf.config.list_physical_devices()
-        return [f"{d.device_type}:{d.name.rsplit(':', 1)[-1]}" for d in found]
+        return tensorflow_devices(tf)
 
     def plan(self, spec, layer, device, dtype):
         shape = layer.shape("keras")

@@ -36,6 +36,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from initcheck.errors import InputError
 from initcheck.frameworks import scaling
 from initcheck.frameworks.base import native_stderr_silenced
 from initcheck.laws import TruncatedNormal
@@ -181,6 +182,24 @@ def tensorflow_import_hygiene():
             os.environ["TF_CPP_MIN_LOG_LEVEL"] = log_level
         random.setstate(python_state)
         np.random.set_state(numpy_state)
+
+
+def tensorflow_check_device(tf, device: str, who: str) -> None:
+    """InputError when TensorFlow sees no GPU ``device`` (``cuda:N``); ``who``
+    names the framework in the message."""
+    if device == "cpu":
+        return
+    with tensorflow_quiet():
+        gpus = tf.config.list_physical_devices("GPU")
+    if int(device.split(":")[1]) >= len(gpus):
+        raise InputError(f"{who}/TensorFlow {tf.__version__} cannot use {device}: it sees {len(gpus)} GPU(s)")
+
+
+def tensorflow_devices(tf) -> list[str]:
+    """The devices TensorFlow sees, as ``CPU:0``, ``GPU:1``."""
+    with tensorflow_quiet():
+        found = tf.config.list_physical_devices()
+    return [f"{d.device_type}:{d.name.rsplit(':', 1)[-1]}" for d in found]
 
 
 class LayerKernels:

@@ -82,6 +82,8 @@ import numpy as np
 from initcheck.errors import InputError
 from initcheck.frameworks.base import Framework, Plan, Skip
 from initcheck.frameworks.keras_common import (
+    tensorflow_check_device,
+    tensorflow_devices,
     LayerKernels,
     SEED_MODULUS as _SEED_MODULUS,
     call_text as _call_text,
@@ -228,13 +230,7 @@ class Keras(Framework):
 
     def check_device(self, device: str) -> None:
         self._require_tensorflow()
-        if device == "cpu":
-            return
-        with _quiet():
-            gpus = tf.config.list_physical_devices("GPU")
-        index = int(device.split(":")[1])
-        if index >= len(gpus):
-            raise InputError(f"Keras/TensorFlow {tf.__version__} cannot use {device}: it sees {len(gpus)} GPU(s)")
+        tensorflow_check_device(tf, device, "Keras")
 
     def fans(self, layer):
         from keras.src.initializers.random_initializers import compute_fans
@@ -242,9 +238,7 @@ class Keras(Framework):
         return compute_fans(layer.shape("keras"))
 
     def devices(self):
-        with _quiet():
-            found = tf.config.list_physical_devices()
-        return [f"{d.device_type}:{d.name.rsplit(':', 1)[-1]}" for d in found]
+        return tensorflow_devices(tf)
 
     def default_rows(self, layer, device, dtype):
         """Dense / ConvND: kernel GlorotUniform, U(+-sqrt(6 / (fan_in + fan_out))); bias zeros."""
