@@ -46,14 +46,14 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import random
-import sys
 
 import numpy as np
 
 from initcheck.frameworks.base import Framework, Plan, Skip
 from initcheck.frameworks.keras_common import (
+    tensorflow_import,
+    tf_device,
     tensorflow_check_device,
     tensorflow_devices,
     LayerKernels,
@@ -61,23 +61,15 @@ from initcheck.frameworks.keras_common import (
     default_layer,
     initializer_spec,
     python_random_seeded,
-    tensorflow_import_hygiene,
     tensorflow_quiet,
 )
 from initcheck.laws import Constant, Uniform
 
 
 def _import():
-    choose_backend = "keras" not in sys.modules and "KERAS_BACKEND" not in os.environ
-    if choose_backend:
-        os.environ["KERAS_BACKEND"] = "tensorflow"
-    try:
-        with tensorflow_import_hygiene():
-            import tensorflow as tf
-            import tf_keras
-    finally:
-        if choose_backend:
-            os.environ.pop("KERAS_BACKEND", None)
+    with tensorflow_import():
+        import tensorflow as tf
+        import tf_keras
     return tf, tf_keras
 
 
@@ -95,10 +87,6 @@ def _start() -> None:
         with tensorflow_quiet():
             tf.config.list_logical_devices()
         _started = True
-
-
-def tf_device(device: str) -> str:
-    return "/CPU:0" if device == "cpu" else f"/GPU:{device.split(':')[1]}"
 
 
 def draw_seeds(seed: int, count: int) -> np.ndarray:

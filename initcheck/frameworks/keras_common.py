@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sys
 import random
 from contextlib import contextmanager
 
@@ -182,6 +183,28 @@ def tensorflow_import_hygiene():
             os.environ["TF_CPP_MIN_LOG_LEVEL"] = log_level
         random.setstate(python_state)
         np.random.set_state(numpy_state)
+
+
+@contextmanager
+def tensorflow_import():
+    """Import TensorFlow (and tf.keras, or Keras 3 on it) inside this:
+    :func:`tensorflow_import_hygiene`, and ``KERAS_BACKEND`` set to
+    ``tensorflow`` for the import only, and only when the caller set none and
+    Keras is not imported yet (TensorFlow's import imports Keras 3)."""
+    choose_backend = "keras" not in sys.modules and "KERAS_BACKEND" not in os.environ
+    if choose_backend:
+        os.environ["KERAS_BACKEND"] = "tensorflow"
+    try:
+        with tensorflow_import_hygiene():
+            yield
+    finally:
+        if choose_backend:
+            os.environ.pop("KERAS_BACKEND", None)
+
+
+def tf_device(device: str) -> str:
+    """initcheck's ``cpu`` / ``cuda:N`` as a TensorFlow device name."""
+    return "/CPU:0" if device == "cpu" else f"/GPU:{device.split(':')[1]}"
 
 
 def tensorflow_check_device(tf, device: str, who: str) -> None:

@@ -74,7 +74,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import sys
 
 import numpy as np
@@ -82,6 +81,8 @@ import numpy as np
 from initcheck.errors import InputError
 from initcheck.frameworks.base import Framework, Plan, Skip
 from initcheck.frameworks.keras_common import (
+    tensorflow_import,
+    tf_device,
     tensorflow_check_device,
     tensorflow_devices,
     LayerKernels,
@@ -92,7 +93,6 @@ from initcheck.frameworks.keras_common import (
     initializer_spec as _initializer,
     integer_seed as _batch_seed,
     python_random_seeded,
-    tensorflow_import_hygiene,
     tensorflow_quiet as _quiet,
 )
 from initcheck.laws import Constant, Uniform
@@ -101,17 +101,10 @@ from initcheck.laws import Constant, Uniform
 def _import():
     """tensorflow and keras, imported without leaving settings behind."""
     keras_imported = "keras" in sys.modules
-    choose_backend = not keras_imported and "KERAS_BACKEND" not in os.environ
-    if choose_backend:
-        os.environ["KERAS_BACKEND"] = "tensorflow"
-    try:
-        # TensorFlow imports JAX, whose import sets TF_CPP_MIN_LOG_LEVEL where unset; put back after
-        with tensorflow_import_hygiene():
-            import tensorflow as tf
-            import keras
-    finally:
-        if choose_backend:
-            os.environ.pop("KERAS_BACKEND", None)
+    # TensorFlow imports JAX, whose import sets TF_CPP_MIN_LOG_LEVEL where unset; put back after
+    with tensorflow_import():
+        import tensorflow as tf
+        import keras
     backend = keras.backend.backend()
     problem = None
     if backend != "tensorflow":
@@ -128,11 +121,6 @@ from keras.src.random.seed_generator import make_default_seed  # noqa: E402
 #: steps per draw, a trace still short (about 0.2 s).
 _GROUP = 16
 _started = False
-
-
-def tf_device(device: str) -> str:
-    """initcheck's ``cpu`` / ``cuda:N`` as a TensorFlow device name."""
-    return "/CPU:0" if device == "cpu" else f"/GPU:{device.split(':')[1]}"
 
 
 def _start() -> None:
