@@ -135,6 +135,7 @@ def test_fans_without_shapes_says_what_is_needed(capsys):
 # --------------------------------------------------------------------------- env
 
 
+@pytest.mark.calibration  # imports every framework and starts the Keras workers: about 10 s
 def test_env_prints_every_framework_version(capsys):
     code, out, err = run_cli(capsys, "env", "--devices")
     assert code == 0, out + err
