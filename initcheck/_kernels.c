@@ -108,16 +108,22 @@ typedef struct {
         a->finite += n;                                                                 \
     }
 
-/* Cell indices of a block.  The portable loop is scalar: GCC does not
- * vectorize its table look-ups ("control flow in loop"), so on x86-64 with
- * GCC or clang an AVX2 version (4 values a step) and an AVX-512 one (8) do
- * the same arithmetic with explicit gathers from cum and slope, picked at run
- * time by what the CPU has.  Every value gets the portable loop's cell bit for
- * bit: t in [0, S) is kept as is (the clamp to [0, nextafter(S, 0)] only keeps
- * the index in the table for the values whose cell is then overridden: below
- * lo is 0, at or above hi is cells + 1), the product and the sum are separate
- * IEEE operations (no contraction), and truncation is C's. */
+/* Cell indices of a block, in three passes over at most CELL_PART values: the
+ * segment j of every value, then its table entries cum[j] and slope[j], then
+ * its cell.  The first and last passes have no table look-up, so compilers
+ * vectorize them; one loop doing all three (a look-up in the middle of each
+ * value's arithmetic) stays scalar or waits on gathers, and costs 1.5 to 3
+ * times as much.  Every value gets cell_of's cell bit for bit: t in [0, S) is
+ * kept as is (the clamp to [0, nextafter(S, 0)] only keeps the index in the
+ * table for the values whose cell is then overridden: below lo is 0, at or
+ * above hi is cells + 1), the product and the sum are separate IEEE
+ * operations (no contraction), and truncation is C's.
+ *
+ * The body is compiled three times on x86-64 with GCC or clang (AVX-512, AVX2
+ * and the baseline), picked at import by what the CPU has and switchable for
+ * the tests (cell_level); elsewhere once, for the baseline. */
 #define BLOCK 2048
+#define CELL_PART 512
 #define CELL_OF(T)                                                                      \
     static inline int32_t cell_of_##T(T v, const grid *g) {                             \
         const double segments = (double)g->segments;                                    \
@@ -128,100 +134,74 @@ typedef struct {
         k = (k < (int32_t)g->cells ? k : (int32_t)g->cells - 1) + 1;                     \
         return t < 0.0 ? 0 : (t >= segments ? (int32_t)g->cells + 1 : k);               \
     }
-#define CELLS(T)                                                                        \
-    static void cells_portable_##T(const T *IC_RESTRICT p, Py_ssize_t n, const grid *g, \
-                                   int32_t *IC_RESTRICT out) {                          \
-        for (Py_ssize_t i = 0; i < n; i++) out[i] = cell_of_##T(p[i], g);               \
-    }
 CELL_OF(float)
 CELL_OF(double)
-CELLS(float)
-CELLS(double)
+
+#define CELLS_IN_PASSES(T, NAME, ATTRIBUTE)                                             \
+    ATTRIBUTE static void NAME(const T *IC_RESTRICT p, Py_ssize_t n, const grid *g,      \
+                               int32_t *IC_RESTRICT out) {                              \
+        int32_t seg[CELL_PART];                                                         \
+        double c[CELL_PART], s[CELL_PART];                                              \
+        const double lo = g->lo, scale = g->scale, segments = (double)g->segments;      \
+        const double top = nextafter(segments, 0.0);                                    \
+        const double *IC_RESTRICT cum = g->cum, *IC_RESTRICT slope = g->slope;          \
+        const int32_t cells = (int32_t)g->cells;                                        \
+        for (Py_ssize_t start = 0; start < n; start += CELL_PART) {                     \
+            Py_ssize_t m = n - start < CELL_PART ? n - start : CELL_PART;               \
+            const T *IC_RESTRICT q = p + start;                                         \
+            int32_t *IC_RESTRICT o = out + start;                                       \
+            for (Py_ssize_t i = 0; i < m; i++) {                                        \
+                double t = ((double)q[i] - lo) * scale;                                 \
+                t = t > 0.0 ? t : 0.0;                                                  \
+                seg[i] = (int32_t)(t < top ? t : top);                                  \
+            }                                                                           \
+            for (Py_ssize_t i = 0; i < m; i++) {                                        \
+                c[i] = cum[seg[i]];                                                     \
+                s[i] = slope[seg[i]];                                                   \
+            }                                                                           \
+            for (Py_ssize_t i = 0; i < m; i++) {                                        \
+                double t = ((double)q[i] - lo) * scale;                                 \
+                double tc = t > 0.0 ? t : 0.0;                                          \
+                tc = tc < top ? tc : top;                                               \
+                int32_t k = (int32_t)(c[i] + (tc - (double)seg[i]) * s[i]);             \
+                k = (k < cells ? k : cells - 1) + 1;                                    \
+                o[i] = t < 0.0 ? 0 : (t >= segments ? cells + 1 : k);                   \
+            }                                                                           \
+        }                                                                               \
+    }
+
+/* 0: baseline, 1: AVX2, 2: AVX-512 (set once, at import) */
+static int cell_level = 0;
 
 #if !defined(IC_NO_CLONES) && defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && \
     !defined(__INTEL_COMPILER) && (defined(__clang__) ? __clang_major__ >= 8 : __GNUC__ >= 8)
-#include <immintrin.h>
-#define IC_GATHERS 1
-
-/* 4 values of t (already (x - lo) * scale) -> their 4 cells */
-__attribute__((target("avx2"))) static inline __m128i cells4(__m256d t, const grid *g) {
-    const __m256d zero = _mm256_setzero_pd(), segments = _mm256_set1_pd((double)g->segments);
-    __m256d tc = _mm256_min_pd(_mm256_max_pd(t, zero), _mm256_set1_pd(nextafter((double)g->segments, 0.0)));
-    __m128i j = _mm256_cvttpd_epi32(tc);
-    __m256d c = _mm256_i32gather_pd(g->cum, j, 8), sl = _mm256_i32gather_pd(g->slope, j, 8);
-    __m256d f = _mm256_add_pd(c, _mm256_mul_pd(_mm256_sub_pd(tc, _mm256_cvtepi32_pd(j)), sl));
-    __m128i k = _mm_add_epi32(_mm_min_epi32(_mm256_cvttpd_epi32(f), _mm_set1_epi32((int32_t)g->cells - 1)),
-                              _mm_set1_epi32(1));
-    /* the comparisons' all-ones lanes, 64 -> 32 bits */
-    __m128i below = _mm_castps_si128(_mm256_cvtpd_ps(_mm256_cmp_pd(t, zero, _CMP_LT_OQ)));
-    __m128i above = _mm_castps_si128(_mm256_cvtpd_ps(_mm256_cmp_pd(t, segments, _CMP_GE_OQ)));
-    k = _mm_andnot_si128(below, k);
-    return _mm_blendv_epi8(k, _mm_set1_epi32((int32_t)g->cells + 1), above);
-}
-
-/* 8 values of t -> their 8 cells */
-__attribute__((target("avx512f"))) static inline __m256i cells8(__m512d t, const grid *g) {
-    const __m512d zero = _mm512_setzero_pd(), segments = _mm512_set1_pd((double)g->segments);
-    __m512d tc = _mm512_min_pd(_mm512_max_pd(t, zero), _mm512_set1_pd(nextafter((double)g->segments, 0.0)));
-    __m256i j = _mm512_cvttpd_epi32(tc);
-    __m512d c = _mm512_i32gather_pd(j, g->cum, 8), sl = _mm512_i32gather_pd(j, g->slope, 8);
-    __m512d f = _mm512_add_pd(c, _mm512_mul_pd(_mm512_sub_pd(tc, _mm512_cvtepi32_pd(j)), sl));
-    __m512i k = _mm512_castsi256_si512(_mm256_add_epi32(
-        _mm256_min_epi32(_mm512_cvttpd_epi32(f), _mm256_set1_epi32((int32_t)g->cells - 1)), _mm256_set1_epi32(1)));
-    k = _mm512_mask_mov_epi32(k, (__mmask16)_mm512_cmp_pd_mask(t, zero, _CMP_LT_OQ), _mm512_setzero_si512());
-    k = _mm512_mask_mov_epi32(k, (__mmask16)_mm512_cmp_pd_mask(t, segments, _CMP_GE_OQ),
-                              _mm512_set1_epi32((int32_t)g->cells + 1));
-    return _mm512_castsi512_si256(k);
-}
-
-#define GATHER_CELLS(T, LOAD4, LOAD8)                                                   \
-    __attribute__((target("avx2"))) static void cells_avx2_##T(                         \
-        const T *IC_RESTRICT p, Py_ssize_t n, const grid *g, int32_t *IC_RESTRICT out) { \
-        const __m256d lo = _mm256_set1_pd(g->lo), scale = _mm256_set1_pd(g->scale);     \
-        Py_ssize_t i = 0;                                                               \
-        for (; i + 4 <= n; i += 4)                                                      \
-            _mm_storeu_si128((__m128i *)(out + i),                                      \
-                             cells4(_mm256_mul_pd(_mm256_sub_pd(LOAD4(p + i), lo), scale), g)); \
-        for (; i < n; i++) out[i] = cell_of_##T(p[i], g);                               \
-    }                                                                                   \
-    __attribute__((target("avx512f"))) static void cells_avx512_##T(                    \
-        const T *IC_RESTRICT p, Py_ssize_t n, const grid *g, int32_t *IC_RESTRICT out) { \
-        const __m512d lo = _mm512_set1_pd(g->lo), scale = _mm512_set1_pd(g->scale);     \
-        Py_ssize_t i = 0;                                                               \
-        for (; i + 8 <= n; i += 8)                                                      \
-            _mm256_storeu_si256((__m256i *)(out + i),                                   \
-                                cells8(_mm512_mul_pd(_mm512_sub_pd(LOAD8(p + i), lo), scale), g)); \
-        for (; i < n; i++) out[i] = cell_of_##T(p[i], g);                               \
-    }
-#define LOAD4_float(q) _mm256_cvtps_pd(_mm_loadu_ps(q))
-#define LOAD8_float(q) _mm512_cvtps_pd(_mm256_loadu_ps(q))
-#define LOAD4_double(q) _mm256_loadu_pd(q)
-#define LOAD8_double(q) _mm512_loadu_pd(q)
-GATHER_CELLS(float, LOAD4_float, LOAD8_float)
-GATHER_CELLS(double, LOAD4_double, LOAD8_double)
+#define IC_CELL_LEVELS 1
+CELLS_IN_PASSES(float, cells_avx512_float, __attribute__((target("avx512f"))))
+CELLS_IN_PASSES(double, cells_avx512_double, __attribute__((target("avx512f"))))
+CELLS_IN_PASSES(float, cells_avx2_float, __attribute__((target("avx2"))))
+CELLS_IN_PASSES(double, cells_avx2_double, __attribute__((target("avx2"))))
 #endif
+CELLS_IN_PASSES(float, cells_baseline_float, )
+CELLS_IN_PASSES(double, cells_baseline_double, )
 
-/* 0: portable, 1: AVX2, 2: AVX-512 (set once, at import) */
-static int gather_level = 0;
-
-static void pick_gathers(void) {
-#ifdef IC_GATHERS
+static void pick_cell_level(void) {
+#ifdef IC_CELL_LEVELS
     __builtin_cpu_init();
-    gather_level = __builtin_cpu_supports("avx512f") ? 2 : (__builtin_cpu_supports("avx2") ? 1 : 0);
+    cell_level = __builtin_cpu_supports("avx512f") ? 2 : (__builtin_cpu_supports("avx2") ? 1 : 0);
 #endif
 }
 
-#ifdef IC_GATHERS
+#ifdef IC_CELL_LEVELS
 #define CELLS_DISPATCH(T)                                                               \
     static void cells_##T(const T *IC_RESTRICT p, Py_ssize_t n, const grid *g, int32_t *IC_RESTRICT out) { \
-        if (gather_level == 2) cells_avx512_##T(p, n, g, out);                          \
-        else if (gather_level == 1) cells_avx2_##T(p, n, g, out);                       \
-        else cells_portable_##T(p, n, g, out);                                          \
+        if (cell_level == 2) cells_avx512_##T(p, n, g, out);                            \
+        else if (cell_level == 1) cells_avx2_##T(p, n, g, out);                         \
+        else cells_baseline_##T(p, n, g, out);                                          \
     }
 #else
 #define CELLS_DISPATCH(T)                                                               \
     static void cells_##T(const T *IC_RESTRICT p, Py_ssize_t n, const grid *g, int32_t *IC_RESTRICT out) { \
-        cells_portable_##T(p, n, g, out);                                               \
+        cells_baseline_##T(p, n, g, out);                                               \
     }
 #endif
 CELLS_DISPATCH(float)
@@ -873,15 +853,15 @@ done:
     return result;
 }
 
-/* gather_level([level]) -> the level in use before the call (0 portable, 1 AVX2,
+/* cell_level([level]) -> the level in use before the call (0 baseline, 1 AVX2,
  * 2 AVX-512); with a level, use it from now on, capped at what the CPU has
  * (tests run every version on one machine). */
-static PyObject *gather_level_(PyObject *self, PyObject *args) {
-    int level = -1, before = gather_level;
+static PyObject *cell_level_(PyObject *self, PyObject *args) {
+    int level = -1, before = cell_level;
     if (!PyArg_ParseTuple(args, "|i", &level)) return NULL;
     if (level >= 0) {
-        pick_gathers();
-        gather_level = level < gather_level ? level : gather_level;
+        pick_cell_level();
+        cell_level = level < cell_level ? level : cell_level;
     }
     return PyLong_FromLong(before);
 }
@@ -895,8 +875,8 @@ static PyMethodDef methods[] = {
      "positions(x, cols, ref, row_s1, row_s2, col_s1, col_s2): per-row and per-column sums, see the module source."},
     {"grams", grams, METH_VARARGS,
      "grams(x, k, threshold, start, pos, key, single, hash): selected k-grams, see the module source."},
-    {"gather_level", gather_level_, METH_VARARGS,
-     "gather_level([level]): the cell kernel in use (0 portable, 1 AVX2, 2 AVX-512); with a level, switch."},
+    {"cell_level", cell_level_, METH_VARARGS,
+     "cell_level([level]): the cell kernel in use (0 baseline, 1 AVX2, 2 AVX-512); with a level, switch."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -905,7 +885,7 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_kernels",
                                     -1, methods};
 
 PyMODINIT_FUNC PyInit__kernels(void) {
-    pick_gathers();
+    pick_cell_level();
     PyObject *m = PyModule_Create(&module);
     /* how the build went, for initcheck.kernels.PATH: "" when one portable version */
     if (m && PyModule_AddStringConstant(m, "clones", IC_CLONE_INFO) < 0) {

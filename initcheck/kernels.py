@@ -55,9 +55,8 @@ if _implementation is not None:
     #: "c" or "numpy"
     NAME = "c"
     _clones = getattr(_implementation, "clones", "")
-    _level = getattr(_implementation, "gather_level", lambda: 0)()
-    _cells = ("histogram cells in a portable loop", "histogram cells by AVX2 gathers",
-              "histogram cells by AVX-512 gathers")[_level]
+    _level = getattr(_implementation, "cell_level", lambda: 0)()
+    _cells = ("histogram cells in baseline code", "histogram cells in AVX2", "histogram cells in AVX-512")[_level]
     #: What ``initcheck env`` prints on its fold-path line.
     PATH = f"C kernel (initcheck._kernels, {_clones or 'one portable build, no run-time CPU dispatch'}; {_cells})"
 else:

@@ -78,23 +78,24 @@ def test_numpy_fold_gives_the_c_kernels_cells_bit_for_bit(law, dtype):
 
 
 @needs_c
-@pytest.mark.parametrize("level", [0, 1, 2], ids=["portable", "avx2", "avx512"])
+@pytest.mark.parametrize("level", [0, 1, 2], ids=["baseline", "avx2", "avx512"])
 @pytest.mark.parametrize("law", LAWS, ids=lambda law: law.family)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_every_cell_kernel_gives_the_numpy_cells_bit_for_bit(level, law, dtype):
-    """The portable loop and the AVX2 and AVX-512 gathers (each where this CPU
-    has it; a level it lacks runs the best it has) on the hard values, finite
-    and not; a draw whose length is no multiple of 8 takes the scalar tail."""
-    if not hasattr(_kernels, "gather_level"):
+    """The baseline, AVX2 and AVX-512 builds of the cell passes (each where
+    this CPU has it; a level it lacks runs the best it has) on the hard values,
+    finite and not; a draw whose length is no multiple of the vector width
+    takes the loops' scalar tails."""
+    if not hasattr(_kernels, "cell_level"):
         pytest.skip("this build of the C kernel has one cell loop")
     grid = Grid.for_law(law)
     x = hard_values(law, grid, dtype, size=100_003, seed=level)
-    before = _kernels.gather_level(level)
+    before = _kernels.cell_level(level)
     try:
         c = fold_with(_kernels, x, law, grid)
         finite = fold_with(_kernels, x[np.isfinite(x)], law, grid)  # the fast path, no NaN or Inf
     finally:
-        _kernels.gather_level(before)
+        _kernels.cell_level(before)
     assert_same_fold(c, fold_with(_kernels_numpy, x, law, grid))
     assert_same_fold(finite, fold_with(_kernels_numpy, x[np.isfinite(x)], law, grid))
 
