@@ -138,6 +138,107 @@ def test_ctrl_c_during_a_batch_keeps_what_was_folded(small_batches):
     assert stop.value.dtype == "float64"
 
 
+class Ring:
+    """A plan whose draw(seed) fills one of two arrays in turn, as the torch
+    adapter does: draw i's memory is overwritten by draw i + 2."""
+
+    def __init__(self, shape, dtypes=None):
+        self.shape, self.drawn, self.calls = tuple(shape), [], 0
+        self._arrays = [np.empty(self.shape), np.empty(self.shape)]
+        self._dtypes = dtypes or {}
+        self.plan = Plan("synthetic", "ring", Normal(0.0, 1.0), self.shape, "cpu", "float64", self.draw)
+
+    def draw(self, seed):
+        index, self.calls = self.calls, self.calls + 1
+        values = np.random.default_rng(seed).standard_normal(self.shape)
+        if index in self._dtypes:  # a draw unlike the others
+            out = values.astype(self._dtypes[index])
+        else:
+            out = self._arrays[index % 2]
+            out[...] = values
+        self.drawn.append(out.copy())
+        return out
+
+
+def spy_folds(monkeypatch):
+    """The (shape, draws) of every fold of the next rows."""
+    folds = []
+    original = sampling.reducer_for
+
+    def spying_reducer(x, law, **options):
+        reducer = original(x, law, **options)
+        fold = reducer.fold
+
+        def recording_fold(x, draws=None):
+            folds.append((tuple(x.shape), draws))
+            return fold(x, draws=draws)
+
+        reducer.fold = recording_fold
+        return reducer
+
+    monkeypatch.setattr(sampling, "reducer_for", spying_reducer)
+    return folds
+
+
+def fold_alone(draws, law):
+    """The summary of folding these draws one call each, straight into a host reducer."""
+    from initcheck.reducers.host import HostReducer
+
+    reducer = HostReducer(law, expected_values=sum(d.size for d in draws))
+    for d in draws:
+        reducer.fold(d)
+    return reducer.summary()
+
+
+def test_host_draws_are_copied_into_batches_and_folded_as_those_draws(small_batches, monkeypatch):
+    """Draws of 4096 values (no draw_batch) reach the fold thread four at a time,
+    copied before the plan reuses their memory, and fold as the draws one by one."""
+    folds = spy_folds(monkeypatch)
+    ring = Ring((64, 64))
+    summary = sample(ring.plan, samples=50_000)  # 13 draws: 3 batches of 4, then 1
+    assert folds == [((4, 64, 64), 4)] * 3 + [((1, 64, 64), 1)]
+    expected = fold_alone(ring.drawn, ring.plan.law)
+    assert summary.count == expected.count == 13 * 4096
+    assert np.array_equal(summary.hist, expected.hist)
+    assert (summary.minimum, summary.maximum) == (expected.minimum, expected.maximum)
+    assert np.allclose(summary.sums, expected.sums, rtol=1e-12)
+    assert np.allclose(summary.pairs, expected.pairs, rtol=1e-9)
+    assert summary.structure.draws.draws == expected.structure.draws.draws == 13
+    assert np.allclose(summary.structure.draws.s1, expected.structure.draws.s1, rtol=1e-12)
+
+
+def test_a_draw_unlike_the_others_is_folded_alone_after_the_batch_so_far(small_batches, monkeypatch):
+    folds = spy_folds(monkeypatch)
+    ring = Ring((64, 64), dtypes={5: np.float32})
+    summary = sample(ring.plan, samples=9 * 4096)
+    assert folds == [((4, 64, 64), 4), ((1, 64, 64), 1), ((64, 64), None), ((3, 64, 64), 3)]
+    assert summary.count == 9 * 4096
+    assert np.array_equal(summary.hist, fold_alone(ring.drawn, ring.plan.law).hist)
+
+
+def test_large_draws_are_not_copied(monkeypatch):
+    folds = spy_folds(monkeypatch)
+    monkeypatch.setattr(sampling, "BATCH_VALUES", 1 << 12)
+    sample(Ring((64, 64)).plan, samples=3 * 4096)  # a batch would hold one draw
+    assert folds == [((64, 64), None)] * 3
+
+
+def test_ctrl_c_folds_the_draws_already_copied(small_batches):
+    ring = Ring((64, 64))
+    inner = ring.plan.draw
+
+    def interrupted(seed):
+        if ring.calls == 6:
+            raise KeyboardInterrupt
+        return inner(seed)
+
+    ring.plan.draw = interrupted
+    with pytest.raises(sampling.Interrupted) as stop:
+        sample(ring.plan)
+    assert stop.value.summary.count == 6 * 4096  # one batch of 4 folded, 2 held: all 6
+    assert np.array_equal(stop.value.summary.hist, fold_alone(ring.drawn, ring.plan.law).hist)
+
+
 def test_reference_batches_are_the_law(small_batches):
     plan = law_plan("reference", Uniform(-1.0, 1.0), (2, 5), "float32")
     batch = plan.draw_batch(7, 33)
