@@ -23,15 +23,7 @@ the row.  A batch is folded as ``count`` consecutive draws
 Drawing and folding overlap: while a worker thread folds draw (or batch) i (the
 C kernel and torch release the GIL), the main thread asks the framework for
 draw i+1.  Only one is ever waiting, so memory stays O(batch + bins) whatever N
-is.  A fold takes the GIL back a few dozen times (once after each kernel and
-NumPy call), and each time the drawing thread may be holding it in the
-framework's Python code: on a small machine those hand-overs, not the
-arithmetic, then set the pace.  So draws of at most ``BATCH_VALUES / 2``
-values folded on the host are copied, as they come, into a batch of
-``BATCH_VALUES // size`` draws (:class:`HostBatches`), and the fold thread
-takes a whole batch at once.  The copy costs the drawing thread a memcpy and
-changes no count or cell (the power sums only to rounding, in their order of
-addition).
+is.
 
 A structured law's plan has per-draw checks (``Plan.draw_checks``, see
 :mod:`initcheck.draw_checks`): a fresh set per run of the row, each shown every
@@ -56,7 +48,6 @@ from initcheck.draw_checks import host_batch
 from initcheck.frameworks.base import Plan
 from initcheck.progress import Progress
 from initcheck.reducers import reducer_for
-from initcheck.reducers.shapes import as_host_array
 from initcheck.summary import Summary
 
 
@@ -135,114 +126,48 @@ def sample_row(plan: Plan, samples: int, seed: int, progress: Progress, label: s
     per_call = batch_size(plan)
     observers = list(plan.draw_checks()) if plan.draw_checks is not None else []
     shape = tuple(plan.shape)
-    reducer = copies = None
+    reducer = None
     pending = None
     dtype, device = plan.dtype, plan.device
     with ThreadPoolExecutor(max_workers=1) as folder:
-
-        def submit(x, draws: int | None) -> None:
-            nonlocal pending
-            if pending is not None:
-                pending.result()
-            pending = folder.submit(_fold, reducer, x, draws)
-
         try:
             for index, first in enumerate(range(0, draws, per_call)):
                 index_seed = draw_seed(seed, plan.key, index)
                 if per_call == 1:
-                    count, stacked, x = 1, None, plan.draw(index_seed)
+                    count, x = 1, plan.draw(index_seed)
                 else:
-                    count = stacked = min(per_call, draws - first)
+                    count = min(per_call, draws - first)
                     x = plan.draw_batch(index_seed, count)
                 if reducer is None:
                     if plan.dtype == "?":
                         dtype, device = _array_info(x)
                     reducer = reducer_for(x, plan.law, expected_values=draws * size)
-                    if per_call == 1 and draws > 1:
-                        copies = HostBatches.for_row(reducer, x, size)
                 if observers:
                     _observe(observers, x, count, shape)
                 if reducer.asynchronous:  # it only queues device work: a thread would only add latency
-                    _fold(reducer, x, stacked)
-                elif copies is not None and (host := copies.host_draw(x)) is not None:
-                    full = copies.add(host)
-                    if full is not None:
-                        submit(full, len(full))
+                    _fold(reducer, x, count, per_call)
                 else:
-                    if copies is not None and copies.held:  # a draw unlike the others: the batch so far first
-                        held = copies.take()
-                        submit(held, len(held))
-                    submit(x, stacked)
+                    if pending is not None:
+                        pending.result()
+                    pending = folder.submit(_fold, reducer, x, count, per_call)
                 progress.advance(size * count, label)
-            if copies is not None and copies.held:
-                held = copies.take()
-                submit(held, len(held))
             if pending is not None:
                 pending.result()
         except KeyboardInterrupt:
             # every fold submitted has ended before the summary is read (the
-            # interrupt may land between a submit and its assignment to pending),
-            # and the draws copied but not yet folded are folded too
+            # interrupt may land between a submit and its assignment to pending)
             folder.shutdown(wait=True)
-            if copies is not None and copies.held:
-                held = copies.take()
-                _fold(reducer, held, len(held))
             raise Interrupted(reducer.summary() if reducer is not None else None, dtype, device,
                               [check.result() for check in observers] if reducer is not None else []) from None
     return RowDraws(reducer.summary(), dtype, device, [check.result() for check in observers])
 
 
-class HostBatches:
-    """Consecutive host draws of one row copied into a ``(K, *shape)`` batch,
-    so that the fold thread folds K draws per call (see the module's
-    docstring).  Two buffers take turns: one fills while the other is folded;
-    the caller waits for a batch's fold before the batch after next begins."""
-
-    def __init__(self, draws: int, shape: tuple[int, ...], dtype: np.dtype):
-        self._buffers = [np.empty((draws, *shape), dtype=dtype) for _ in range(2)]
-        self._turn = 0
-        #: Draws copied into the current buffer and not yet handed out.
-        self.held = 0
-
-    @classmethod
-    def for_row(cls, reducer, sample, size: int) -> HostBatches | None:
-        """Batches for a row whose draws look like ``sample`` (``size`` values
-        each): only for a reducer that folds host arrays
-        (``reducer.copy_batches``) and draws small enough that a batch holds
-        at least two; else None."""
-        draws = BATCH_VALUES // max(1, size)
-        if not getattr(reducer, "copy_batches", False) or draws < 2:
-            return None
-        return cls(draws, tuple(sample.shape), as_host_array(sample).dtype)
-
-    def host_draw(self, x) -> np.ndarray | None:
-        """``x`` as a flat host array when it is a draw of the batch's shape
-        and dtype, else None (fold it alone)."""
-        host = as_host_array(x)
-        buffer = self._buffers[self._turn]
-        return host if host.dtype == buffer.dtype and host.size * len(buffer) == buffer.size else None
-
-    def add(self, host: np.ndarray) -> np.ndarray | None:
-        """Copy a draw in (from :meth:`host_draw`); the batch when this draw
-        filled it, else None."""
-        buffer = self._buffers[self._turn]
-        np.copyto(buffer[self.held].reshape(-1), host)
-        self.held += 1
-        return self.take() if self.held == len(buffer) else None
-
-    def take(self) -> np.ndarray:
-        """The draws held so far, as a batch; the other buffer fills next."""
-        batch = self._buffers[self._turn][: self.held]
-        self._turn, self.held = 1 - self._turn, 0
-        return batch
-
-
-def _fold(reducer, x, draws: int | None) -> None:
-    """One draw (``draws`` None), or a batch of ``draws`` draws stacked on the leading axis."""
-    if draws is None:
+def _fold(reducer, x, count: int, per_call: int) -> None:
+    """One draw, or a batch of ``count`` draws stacked on the leading axis."""
+    if per_call == 1:
         reducer.fold(x)
     else:
-        reducer.fold(x, draws=draws)
+        reducer.fold(x, draws=count)
 
 
 def _observe(observers, x, count: int, shape: tuple[int, ...]) -> None:

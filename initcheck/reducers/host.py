@@ -42,8 +42,6 @@ class HostReducer:
     flush_every = np.iinfo(np.int32).max
     #: ``fold`` does the work before it returns (the runner gives it a thread of its own).
     asynchronous = False
-    #: Small host draws are best folded as copied batches (see :mod:`initcheck.sampling`).
-    copy_batches = True
 
     def __init__(self, law: Law, grid: Grid | None = None, expected_values: int | None = None):
         grid = grid or Grid.for_law(law)
