@@ -113,29 +113,18 @@ typedef struct {
  * its cell.  The first and last passes have no table look-up, so compilers
  * vectorize them; one loop doing all three (a look-up in the middle of each
  * value's arithmetic) stays scalar or waits on gathers, and costs 1.5 to 3
- * times as much.  Every value gets cell_of's cell bit for bit: t in [0, S) is
- * kept as is (the clamp to [0, nextafter(S, 0)] only keeps the index in the
- * table for the values whose cell is then overridden: below lo is 0, at or
- * above hi is cells + 1), the product and the sum are separate IEEE
- * operations (no contraction), and truncation is C's.
+ * times as much.  Every value gets the cell of grid.py's rule (Grid.cell_of,
+ * the NumPy path) bit for bit: t in [0, S) is kept as is (the clamp to
+ * [0, nextafter(S, 0)] only keeps the index in the table for the values whose
+ * cell is then overridden: below lo is 0, at or above hi is cells + 1), the
+ * product and the sum are separate IEEE operations (no contraction), and
+ * truncation is C's.
  *
  * The body is compiled three times on x86-64 with GCC or clang (AVX-512, AVX2
  * and the baseline), picked at import by what the CPU has and switchable for
  * the tests (cell_level); elsewhere once, for the baseline. */
 #define BLOCK 2048
 #define CELL_PART 512
-#define CELL_OF(T)                                                                      \
-    static inline int32_t cell_of_##T(T v, const grid *g) {                             \
-        const double segments = (double)g->segments;                                    \
-        double t = ((double)v - g->lo) * g->scale;                                      \
-        double tc = t < 0.0 ? 0.0 : (t < segments ? t : 0.0);                           \
-        int32_t j = (int32_t)tc;                                                        \
-        int32_t k = (int32_t)(g->cum[j] + (tc - (double)j) * g->slope[j]);              \
-        k = (k < (int32_t)g->cells ? k : (int32_t)g->cells - 1) + 1;                     \
-        return t < 0.0 ? 0 : (t >= segments ? (int32_t)g->cells + 1 : k);               \
-    }
-CELL_OF(float)
-CELL_OF(double)
 
 #define CELLS_IN_PASSES(T, NAME, ATTRIBUTE)                                             \
     ATTRIBUTE static void NAME(const T *IC_RESTRICT p, Py_ssize_t n, const grid *g,      \
