@@ -4,7 +4,7 @@
 requirement: an install without a C compiler has only
 :mod:`initcheck._kernels_numpy`, which gives the same histogram cells, counts
 and extremes bit for bit and the same power and pair sums to rounding, about
-7 times slower.  Every reducer calls the functions through this module:
+5 to 7 times slower.  Every reducer calls the functions through this module:
 
 * ``fold(x, ref, lo, segment_scale, cum, slope, sums, extremes, counts, hist)``
 * ``pairs(x, previous, row_length, ref, out, draw_length=0)``
