@@ -3,7 +3,7 @@
 ``initcheck._kernels`` (C, ``initcheck/_kernels.c``) is an accelerator, not a
 requirement: an install without a C compiler has only
 :mod:`initcheck._kernels_numpy`, which gives the same histogram cells, counts
-and extremes bit for bit and the same power and pair sums to rounding, about
+and extremes bit for bit and the same power and pair sums to rounding,
 5 to 7 times slower.  Every reducer calls the functions through this module:
 
 * ``fold(x, ref, lo, segment_scale, cum, slope, sums, extremes, counts, hist)``
