@@ -118,7 +118,8 @@ typedef struct {
  * [0, nextafter(S, 0)] only keeps the index in the table for the values whose
  * cell is then overridden: below lo is 0, at or above hi is cells + 1), the
  * product and the sum are separate IEEE operations (no contraction), and
- * truncation is C's.
+ * truncation is C's.  The last pass recomputes t from x: two operations a
+ * value, cheaper than storing and reloading it.
  *
  * The body is compiled three times on x86-64 with GCC or clang (AVX-512, AVX2
  * and the baseline), picked at import by what the CPU has and switchable for
