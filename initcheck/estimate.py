@@ -49,7 +49,17 @@ def row_values(plan: Plan, samples: int) -> int:
 
 def probe(plan: Plan) -> tuple[float, float]:
     """(seconds of a row's start: its first call and compiles, seconds a value
-    costs after it, drawn and folded) of ``plan``."""
+    costs after it, drawn and folded) of ``plan``.  Ctrl-C during the probe is
+    a plain KeyboardInterrupt: nothing has been sampled for the run yet."""
+    from initcheck.sampling import Interrupted
+
+    try:
+        return _probe(plan)
+    except Interrupted:
+        raise KeyboardInterrupt from None
+
+
+def _probe(plan: Plan) -> tuple[float, float]:
     from initcheck.sampling import sample_row
 
     size = math.prod(plan.shape)

@@ -67,7 +67,9 @@ def test_a_stopped_run_is_checked_reported_and_exits_with_the_signal(tmp_path, s
          "-f", "reference", "-n", "1e10", "--no-progress", "--json", str(report)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    time.sleep(4.0)  # imports, then a few draws
+    announce = process.stderr.readline()  # printed once the estimate is made, as the run starts
+    assert "1e+10 values" in announce, announce
+    time.sleep(1.0)  # a few draws
     process.send_signal(stop)
     out, err = process.communicate(timeout=120)
     assert process.returncode == code, out + err
@@ -76,6 +78,47 @@ def test_a_stopped_run_is_checked_reported_and_exits_with_the_signal(tmp_path, s
     assert data["exit_code"] == code and data["settings"]["interrupted"] is True
     (row,) = data["rows"]
     assert row["partial"] and row["verdict"] == "PASS" and row["statistics"]["count"] > 0
+
+
+def test_ctrl_c_during_the_estimate_is_a_plain_interrupt():
+    """Ctrl-C while a long run is being estimated: nothing was sampled for the
+    run, so the command ends as Ctrl-C does anywhere (one line, exit 130), not
+    with the sampler's partial result."""
+    import numpy as np
+
+    from initcheck import estimate
+    from initcheck.laws import Normal
+    from initcheck.frameworks.base import Plan
+
+    calls = iter(range(10**6))
+
+    def draw(seed):
+        if next(calls) == 3:
+            raise KeyboardInterrupt
+        return np.zeros((8, 8))
+
+    with pytest.raises(KeyboardInterrupt):
+        estimate.probe(Plan("synthetic", "slow", Normal(0.0, 1.0), (8, 8), "cpu", "float64", draw))
+
+
+def test_ctrl_c_while_importing_is_one_line_and_exit_130(monkeypatch, capsys):
+    """The command's entry point: Ctrl-C before the CLI has even been imported."""
+    import builtins
+
+    from initcheck.__main__ import main
+
+    real_import = builtins.__import__
+
+    def interrupted_import(name, *args, **kwargs):
+        if name == "initcheck.cli":
+            raise KeyboardInterrupt
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", interrupted_import)
+    with pytest.raises(SystemExit) as stopped:
+        main()
+    assert stopped.value.code == 130
+    assert capsys.readouterr().err == "initcheck: interrupted\n"
 
 
 def _suite(tmp_path, name, fans, samples):
