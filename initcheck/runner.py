@@ -40,6 +40,16 @@ def run(
 
     Ctrl-C stops the sampling: the row in progress is checked on what it drew
     (marked partial) and the rows not reached are skipped."""
+    sampled, interrupted = sample_rows(rows, samples, seed, show_progress)
+    return Verification(tuple(decide(sampled, alpha, strict)), samples, seed, alpha, strict, interrupted)
+
+
+def sample_rows(rows: list[Row], samples: int, seed: int, show_progress: bool = True) -> tuple[list[Sampled], bool]:
+    """The execution half of :func:`run`: each row drawn, folded and its
+    checks' statistics computed, nothing decided yet; and whether Ctrl-C
+    stopped it.  :func:`initcheck.policy.decide` turns the list into verdicts
+    (it leaves the list as it was, so one sampling may be decided twice, for
+    example with and without ``strict``)."""
     total = sum(draw_count(r.plan, r.samples or samples) * math.prod(r.plan.shape)
                 for r in rows if isinstance(r.plan, Plan))
     progress = Progress(total, show_progress)
@@ -76,4 +86,4 @@ def run(
             done.checks = evaluate(plan.law, summary, sample_dtype(done.dtype)) + draw_results
     finally:
         progress.close()
-    return Verification(tuple(decide(sampled, alpha, strict)), samples, seed, alpha, strict, interrupted)
+    return sampled, interrupted

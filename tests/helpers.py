@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from initcheck.frameworks.base import Plan
-from initcheck.runner import Row, run
+from initcheck.policy import decide
+from initcheck.runner import Row, run, sample_rows
 
 
 def sampler_plan(law, sample, shape=(1000, 1000), dtype="float32", name="synthetic") -> Plan:
@@ -28,6 +29,12 @@ def check_rows(plans, samples=1_000_000, seed=0, alpha=1e-6, strict=False):
     """Run plans as one command; returns the row results."""
     outcome = run([Row("test", "layer", p) for p in plans], samples, seed, alpha, show_progress=False, strict=strict)
     return list(outcome.results)
+
+
+def check_rows_lenient_and_strict(plans, samples=1_000_000, seed=0, alpha=1e-6):
+    """The row results of one sampling decided twice: (without, with) ``strict``."""
+    sampled, _ = sample_rows([Row("test", "layer", p) for p in plans], samples, seed, show_progress=False)
+    return decide(sampled, alpha), decide(sampled, alpha, strict=True)
 
 
 def failed(result) -> set[str]:
