@@ -85,6 +85,8 @@ class Options:
             raise InputError(f"--seed must be 0 or more, got {self.seed}")
         if self.plot_failures and not self.plot_dir:
             raise InputError("--plot-failures needs --plot DIR (it chooses which rows are plotted)")
+        # before any framework is imported: a bad count is a one-line error at once, not after seconds of imports
+        _ = self.detect_error if self.detect is not None else self.sample_count
         return self
 
     @property

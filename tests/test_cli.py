@@ -286,3 +286,13 @@ def test_ctrl_c_prints_the_partial_table_and_exits_130(capsys, tmp_path):
     code, out, err = run_cli(capsys, "custom", f"{path}:f", "--expect", "normal", "--std", "0.1", "--shape", "100,100", *SMALL)
     assert code == 130
     assert "PARTIAL" in out and "interrupted" in out
+
+
+@pytest.mark.parametrize("counts", [["--samples", "999"], ["--samples", "1e6", "--detect", "1%"]], ids=["few", "both"])
+def test_a_bad_count_is_refused_before_any_framework_is_loaded(capsys, monkeypatch, counts):
+    def no_imports(*args, **kwargs):
+        raise AssertionError("a framework was loaded before the command line was checked")
+
+    monkeypatch.setattr(frameworks, "resolve", no_imports)
+    code, _, err = run_cli(capsys, "xavier", "--fan-in", "10", "--fan-out", "10", *counts, "--no-progress")
+    assert code == 2 and err.startswith("initcheck: error: ") and "--samples" in err, err
