@@ -4,6 +4,7 @@ skipped, a run stopped by Ctrl-C or SIGTERM, a suite's N, a check's name."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -65,13 +66,18 @@ def test_a_stopped_run_is_checked_reported_and_exits_with_the_signal(tmp_path, s
     process = subprocess.Popen(
         [sys.executable, "-m", "initcheck", "xavier", "--dist", "normal", "--fan-in", "784", "--fan-out", "256",
          "-f", "reference", "-n", "1e10", "--no-progress", "--json", str(report)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONFAULTHANDLER="1"),
     )
     announce = process.stderr.readline()  # printed once the estimate is made, as the run starts
     assert "1e+10 values" in announce, announce
     time.sleep(1.0)  # a few draws
     process.send_signal(stop)
-    out, err = process.communicate(timeout=120)
+    try:
+        out, err = process.communicate(timeout=120)
+    except subprocess.TimeoutExpired:  # still running: fail with every thread's stack (faulthandler on SIGABRT)
+        process.send_signal(signal.SIGABRT)
+        out, err = process.communicate(timeout=60)
+        pytest.fail(f"the run did not stop within 120 s of {stop.name}:\n{err[-8000:]}")
     assert process.returncode == code, out + err
     assert "PARTIAL" in out and "Traceback" not in err
     data = json.loads(report.read_text())
