@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from initcheck.frameworks.base import Plan
@@ -51,3 +53,25 @@ def run_cli(capsys, *args):
         main([str(a) for a in args])
     captured = capsys.readouterr()
     return exit_info.value.code, captured.out, captured.err
+
+
+#: ``python -m initcheck`` as a terminal starts it, for tests that send it
+#: Ctrl-C.  A child inherits an ignored SIGINT (a shell starts a background job
+#: with SIGINT ignored) and a blocked one (the signal mask of the thread that
+#: started it, which native libraries loaded in a test worker may change);
+#: either way Python never raises KeyboardInterrupt, and the command itself
+#: rightly leaves an ignored SIGINT ignored.
+INITCHECK_AS_FROM_A_TERMINAL = [
+    sys.executable, "-c",
+    "import runpy, signal; signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT}); "
+    "signal.signal(signal.SIGINT, signal.default_int_handler); runpy.run_module('initcheck', run_name='__main__')",
+]
+
+
+def signal_state(pid: int) -> str:
+    """The blocked, ignored and caught signal masks of a process (Linux), for a failure message."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return " ".join(line.strip() for line in status if line.startswith(("SigBlk", "SigIgn", "SigCgt")))
+    except OSError:
+        return "signal masks unknown"

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from helpers import run_cli
+from helpers import INITCHECK_AS_FROM_A_TERMINAL, run_cli, signal_state
 
 
 def test_a_command_whose_every_row_is_skipped_exits_3(capsys, tmp_path):
@@ -64,7 +64,7 @@ def test_a_stopped_run_is_checked_reported_and_exits_with_the_signal(tmp_path, s
     table is printed, the JSON says the process's exit code."""
     report = tmp_path / "r.json"
     process = subprocess.Popen(
-        [sys.executable, "-m", "initcheck", "xavier", "--dist", "normal", "--fan-in", "784", "--fan-out", "256",
+        [*INITCHECK_AS_FROM_A_TERMINAL, "xavier", "--dist", "normal", "--fan-in", "784", "--fan-out", "256",
          "-f", "reference", "-n", "1e10", "--no-progress", "--json", str(report)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONFAULTHANDLER="1"),
     )
@@ -75,9 +75,10 @@ def test_a_stopped_run_is_checked_reported_and_exits_with_the_signal(tmp_path, s
     try:
         out, err = process.communicate(timeout=120)
     except subprocess.TimeoutExpired:  # still running: fail with every thread's stack (faulthandler on SIGABRT)
+        masks = signal_state(process.pid)
         process.send_signal(signal.SIGABRT)
         out, err = process.communicate(timeout=60)
-        pytest.fail(f"the run did not stop within 120 s of {stop.name}:\n{err[-8000:]}")
+        pytest.fail(f"the run did not stop within 120 s of {stop.name} ({masks}):\n{err[-8000:]}")
     assert process.returncode == code, out + err
     assert "PARTIAL" in out and "Traceback" not in err
     data = json.loads(report.read_text())

@@ -25,6 +25,7 @@ if not torch.distributed.is_available():
 
 import initcheck  # noqa: E402
 from initcheck.errors import InputError  # noqa: E402
+from helpers import INITCHECK_AS_FROM_A_TERMINAL  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "sharded_models.py"
@@ -186,7 +187,7 @@ def test_a_rank_that_dies_is_named_and_the_cli_exits_2(failing):
 
 @pytest.mark.calibration
 def test_ctrl_c_stops_every_rank(failing):
-    process = subprocess.Popen([sys.executable, "-m", "initcheck", "model", f"{failing}:hangs", "--nproc", "2",
+    process = subprocess.Popen([*INITCHECK_AS_FROM_A_TERMINAL, "model", f"{failing}:hangs", "--nproc", "2",
                                 "-n", "1000", "--instances", "2", "--no-progress"], stderr=subprocess.PIPE,
                                text=True)
     parent = psutil.Process(process.pid)
