@@ -21,16 +21,17 @@ def pytest_configure(config):
     core = [name for name in ("torch", "keras", "jax", "reference") if frameworks.installed(name)]
     os.environ.setdefault("INITCHECK_FRAMEWORKS", ",".join(core))
     if not config.getoption("--calibration"):
-        # XLA's backend optimization level 1 instead of 3 for the tests' JAX
-        # programs (this process and its children): it halves their compiles,
-        # a third of the suite's CPU time (about 390 compiles of 0.3-1.4 s),
-        # and the tests' arrays are small, so the programs run as fast.  The
-        # values are the same: the tests that compare JAX's draws and folds
-        # with the host's pass at either level (`make calibrate` keeps XLA's
-        # default).
+        # The tests' JAX programs are compiled at XLA's backend optimization
+        # level 1 (not 3) and without XLA:CPU's newer fusion emitters (this
+        # process and its children): that takes the suite's some 390 compiles
+        # from about 100 s of CPU, a third of the suite's, to about 45 s.  The
+        # tests' arrays are small, so the programs run as fast, and the values
+        # are the same: the tests that compare JAX's draws and folds with the
+        # host's pass either way.  `make run` and `make calibrate` keep XLA's
+        # defaults.
         flags = os.environ.get("XLA_FLAGS", "")
         if "xla_backend_optimization_level" not in flags:
-            os.environ["XLA_FLAGS"] = f"{flags} --xla_backend_optimization_level=1".strip()
+            os.environ["XLA_FLAGS"] = f"{flags} --xla_backend_optimization_level=1 --xla_cpu_use_fusion_emitters=false".strip()
 
 
 def pytest_addoption(parser):
