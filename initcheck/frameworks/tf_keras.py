@@ -81,6 +81,7 @@ import numpy as np
 from initcheck.errors import InputError
 from initcheck.frameworks.base import Framework, Plan, Skip
 from initcheck.frameworks.keras_common import (
+    PARALLEL_STEPS,
     tensorflow_import,
     tf_device,
     tensorflow_check_device,
@@ -170,7 +171,7 @@ class Batcher:
 
         @tf.function(autograph=False, input_signature=[tf.TensorSpec([None, _GROUP, 2], tf.int32)])
         def loop(groups):
-            drawn = tf.map_fn(group, groups, fn_output_signature=group_shape, parallel_iterations=1)
+            drawn = tf.map_fn(group, groups, fn_output_signature=group_shape, parallel_iterations=PARALLEL_STEPS)
             return tf.reshape(drawn, [-1, *self.shape])
 
         self._loop = loop
