@@ -62,12 +62,11 @@ def test_batch_is_call_j_of_a_seed_generator(keras_fw):
 
     seed = 2**40 + 12345
     row = plan(keras_fw, "xavier", "normal", Layer(5, 2))
-    # 149 draws: 10 steps of the loop, more than TensorFlow may run at once
-    # (PARALLEL_STEPS), the last one short
-    batch = np.asarray(row.draw_batch(seed, 149))
-    assert batch.shape == (149, 5, 2)
+    draws = 149  # 10 steps of the loop, more than TensorFlow may run at once (PARALLEL_STEPS), the last one short
+    batch = np.asarray(row.draw_batch(seed, draws))
+    assert batch.shape == (draws, 5, 2)
     initializer = keras.initializers.GlorotNormal(seed=keras.random.SeedGenerator(seed % (2**31 - 1)))
-    calls = np.stack([np.asarray(initializer((5, 2), dtype="float32")) for _ in range(149)])
+    calls = np.stack([np.asarray(initializer((5, 2), dtype="float32")) for _ in range(draws)])
     np.testing.assert_array_equal(batch, calls)
     # a single draw is the batch's first: the initializer with the integer seed
     np.testing.assert_array_equal(np.asarray(row.draw(seed)), batch[0])

@@ -41,11 +41,11 @@ def test_batch_is_fresh_initializers_with_their_own_seeds(adapter):
     from initcheck.frameworks.keras2 import draw_seeds
 
     row = adapter.plan(InitSpec("xavier", "normal"), Layer(5, 2), "cpu", "float32")
-    # 149 draws: 10 steps of the loop, more than TensorFlow may run at once, the last one short
-    batch = np.asarray(row.draw_batch(123, 149))
-    fresh = np.stack([np.asarray(tf_keras.initializers.GlorotNormal(seed=int(s))((5, 2))) for s in draw_seeds(123, 149)])
+    draws = 149  # 10 steps of the loop, more than TensorFlow may run at once, the last one short
+    batch = np.asarray(row.draw_batch(123, draws))
+    fresh = np.stack([np.asarray(tf_keras.initializers.GlorotNormal(seed=int(s))((5, 2))) for s in draw_seeds(123, draws)])
     np.testing.assert_array_equal(batch, fresh)
-    assert len({draw.tobytes() for draw in batch}) == 149
+    assert len({draw.tobytes() for draw in batch}) == draws
     np.testing.assert_array_equal(np.asarray(row.draw(5)), np.asarray(row.draw(5)))
     assert not np.array_equal(np.asarray(row.draw(5)), np.asarray(row.draw(6)))
 
