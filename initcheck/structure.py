@@ -541,7 +541,10 @@ class StructureFolder:
             self._has_cols = len(self.shape) >= 2 and self._row_len <= MAX_COLUMNS
             cols = self._row_len if self._has_cols else 1
             self._c1, self._c2 = np.zeros(cols), np.zeros(cols)
-            self._p1, self._p2 = np.zeros(ELEMENTS), 0.0
+            # the draw sums' first ELEMENTS positions: per-position sums of d
+            # (and of d^2, which only the kernel's interface needs) and one sum of d^2
+            self._p1, self._p1_squares, self._p2 = np.zeros(ELEMENTS), np.zeros(ELEMENTS), 0.0
+            self._head_sums = np.empty(2)
 
     def fold(self, values: np.ndarray, draws: int, bits: np.ndarray | None = None) -> None:
         if draws == 0 or self.size == 0:
@@ -598,9 +601,10 @@ class StructureFolder:
                 s1, s2 = s1 + t1, s2 + t2
             self._block_axis.add_groups(r1, r2, counts)
         self._draw_axis.add(np.array([s1]), np.array([s2]), n)
-        d = np.subtract(values_of(0, ELEMENTS), self.ref, dtype=np.float64)
-        self._p1 += d
-        self._p2 += float(np.einsum("i,i->", d, d))
+        head = self._head_sums
+        kernels.positions(values_of(0, ELEMENTS), ELEMENTS, self.ref, head[:1], head[1:], self._p1,
+                          self._p1_squares)
+        self._p2 += float(head[1])
 
     def result(self) -> Structure:
         shape, n, draws = self.shape, self.size, self._draws
