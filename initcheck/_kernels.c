@@ -84,6 +84,20 @@ typedef struct {
     int64_t finite, nan, posinf, neginf;
 } accum;
 
+/* A kernel of deviations x - ref, compiled twice: BODY(T, NAME_any_T,
+ * ref_given), whose ref is its ref_given argument, and BODY(T, NAME_zero_T,
+ * 0.0) for ref = +0.0 (most laws), where x - 0.0 is x itself (the same
+ * doubles, bit for bit) and the compiler drops the subtraction.  NAME_T
+ * (PARAMS, ARGS: its parameters and how it passes them on) picks one. */
+static inline int plain_zero(double ref) { return ref == 0.0 && !signbit(ref); }
+#define WITH_REF(T, BODY, NAME, PARAMS, ARGS)                                           \
+    BODY(T, NAME##_any_##T, ref_given)                                                  \
+    BODY(T, NAME##_zero_##T, 0.0)                                                       \
+    static void NAME##_##T PARAMS {                                                     \
+        if (plain_zero(ref)) NAME##_zero_##T ARGS;                                      \
+        else NAME##_any_##T ARGS;                                                       \
+    }
+
 /* Power sums and extremes: a plain loop that the compiler vectorizes
  * (reassociation is allowed for this file; the extremes are reductions in the
  * sample's own dtype, which is exact), with AVX2 and AVX-512 clones picked at
@@ -393,12 +407,16 @@ fail_x:
  *   p[2] = sum_{i < n}   e_i d_i          (consecutive draws, when prev is given)
  * with d = x - ref, e = prev - ref; also s = sum d and sp = sum e.  The common
  * range runs without branches (the compiler vectorizes it, with AVX2 and
- * AVX-512 clones picked at run time); the last few values are a scalar tail. */
-#define PRODUCTS(T)                                                                     \
+ * AVX-512 clones picked at run time); the last few values are a scalar tail.
+ * Compiled twice (WITH_REF): for any ref, and for ref = +0.0 (most laws),
+ * where x - 0.0 is x exactly and the subtractions go. */
+#define PRODUCTS_AT(T, NAME, REF)                                                       \
     IC_CLONES("avx512f", "avx2", "default")                                             \
-    static void products_##T(const T *IC_RESTRICT x, const T *IC_RESTRICT prev, Py_ssize_t n, \
-                             Py_ssize_t L, double ref, double *IC_RESTRICT p, double *s, \
-                             double *sp) {                                              \
+    static void NAME(const T *IC_RESTRICT x, const T *IC_RESTRICT prev, Py_ssize_t n,   \
+                     Py_ssize_t L, double ref_given, double *IC_RESTRICT p, double *s,  \
+                     double *sp) {                                                      \
+        const double ref = REF;                                                         \
+        (void)ref_given;                                                                \
         int rows = L > 0 && L < n;                                                      \
         Py_ssize_t m = rows ? n - L : n - 1;                                            \
         if (m > n - 1) m = n - 1;                                                       \
@@ -446,6 +464,9 @@ fail_x:
         }                                                                               \
         p[0] = p0; p[1] = p1; p[2] = p2; *s = s0; *sp = e0;                             \
     }
+#define PRODUCTS(T) WITH_REF(T, PRODUCTS_AT, products,                                  \
+    (const T *x, const T *prev, Py_ssize_t n, Py_ssize_t L, double ref, double *p, double *s, double *sp), \
+    (x, prev, n, L, ref, p, s, sp))
 
 /* sum of x[i] - ref over i in [from, to) */
 #define SPAN(T)                                                                         \
@@ -616,13 +637,16 @@ fail:
  *
  * One pass; the per-position sums of initcheck/structure.py (rows: positions
  * along the first axis of a draw, or whole draws; columns: the rest of a
- * draw's shape, or every element of small draws).
+ * draw's shape, or every element of small draws).  Compiled twice
+ * (WITH_REF).
  */
-#define POSITIONS(T)                                                                    \
+#define POSITIONS_AT(T, NAME, REF)                                                      \
     IC_CLONES("avx512f", "avx2", "default")                                             \
-    static void positions_##T(const T *x, Py_ssize_t rows, Py_ssize_t cols, double ref,  \
-                              double *IC_RESTRICT rs1, double *IC_RESTRICT rs2,         \
-                              double *IC_RESTRICT cs1, double *IC_RESTRICT cs2) {       \
+    static void NAME(const T *x, Py_ssize_t rows, Py_ssize_t cols, double ref_given,    \
+                     double *IC_RESTRICT rs1, double *IC_RESTRICT rs2,                  \
+                     double *IC_RESTRICT cs1, double *IC_RESTRICT cs2) {                \
+        const double ref = REF;                                                         \
+        (void)ref_given;                                                                \
         for (Py_ssize_t r = 0; r < rows; r++) {                                         \
             const T *row = x + r * cols;                                                \
             double a = 0, b = 0;                                                        \
@@ -639,6 +663,10 @@ fail:
             rs2[r] = b;                                                                 \
         }                                                                               \
     }
+#define POSITIONS(T) WITH_REF(T, POSITIONS_AT, positions,                               \
+    (const T *x, Py_ssize_t rows, Py_ssize_t cols, double ref, double *rs1, double *rs2, double *cs1, \
+     double *cs2),                                                                      \
+    (x, rows, cols, ref, rs1, rs2, cs1, cs2))
 
 POSITIONS(float)
 POSITIONS(double)
