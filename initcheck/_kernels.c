@@ -871,6 +871,79 @@ done:
     return result;
 }
 
+/*
+ * sort_uint64(x): sorts x, a contiguous writable uint64 buffer, in place.
+ *
+ * The copies check groups its selected grams by sorting 64-bit keys (about
+ * 10^5 of them once a row, initcheck/structure.py).  An LSD radix sort of
+ * 11-bit digits: one pass counts all six digits, then one stable scatter per
+ * digit, a digit every value shares skipped.  A sort has one result, so this
+ * is np.sort's, bit for bit, a few times faster than NumPy's comparison sort.
+ */
+#define RADIX_BITS 11
+#define RADIX_BUCKETS (1 << RADIX_BITS)
+#define RADIX_DIGITS ((64 + RADIX_BITS - 1) / RADIX_BITS)
+
+static void radix_sort_u64(uint64_t *a, uint64_t *scratch, Py_ssize_t n, Py_ssize_t (*count)[RADIX_BUCKETS]) {
+    memset(count, 0, sizeof(Py_ssize_t) * RADIX_DIGITS * RADIX_BUCKETS);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        uint64_t v = a[i];
+        for (int d = 0; d < RADIX_DIGITS; d++) count[d][(v >> (RADIX_BITS * d)) & (RADIX_BUCKETS - 1)]++;
+    }
+    uint64_t *src = a, *dst = scratch;
+    for (int d = 0; d < RADIX_DIGITS; d++) {
+        Py_ssize_t *c = count[d], sum = 0;
+        int shared = 0;
+        for (int b = 0; b < RADIX_BUCKETS && !shared; b++) shared = c[b] == n;
+        if (shared) continue;
+        for (int b = 0; b < RADIX_BUCKETS; b++) {
+            Py_ssize_t k = c[b];
+            c[b] = sum;
+            sum += k;
+        }
+        for (Py_ssize_t i = 0; i < n; i++) {
+            uint64_t v = src[i];
+            dst[c[(v >> (RADIX_BITS * d)) & (RADIX_BUCKETS - 1)]++] = v;
+        }
+        uint64_t *t = src;
+        src = dst;
+        dst = t;
+    }
+    if (src != a) memcpy(a, src, (size_t)n * sizeof *a);
+}
+
+static PyObject *sort_uint64(PyObject *self, PyObject *args) {
+    PyObject *xo;
+    if (!PyArg_ParseTuple(args, "O", &xo)) return NULL;
+    Py_buffer x;
+    if (get_buffer(xo, &x, 1, "x") < 0) return NULL;
+    const char *f = x.format ? x.format : "B";
+    if (f[0] == '<' || f[0] == '=' || f[0] == '@') f++;
+    if (x.itemsize != 8 || (strcmp(f, "Q") != 0 && strcmp(f, "L") != 0)) {
+        PyBuffer_Release(&x);
+        PyErr_SetString(PyExc_TypeError, "sort_uint64: x must be a contiguous writable uint64 array");
+        return NULL;
+    }
+    Py_ssize_t n = x.len / 8;
+    if (n > 1) {
+        uint64_t *scratch = PyMem_RawMalloc((size_t)n * sizeof(uint64_t));
+        Py_ssize_t (*count)[RADIX_BUCKETS] = PyMem_RawMalloc(sizeof(Py_ssize_t) * RADIX_DIGITS * RADIX_BUCKETS);
+        if (!scratch || !count) {
+            PyMem_RawFree(scratch);
+            PyMem_RawFree(count);
+            PyBuffer_Release(&x);
+            return PyErr_NoMemory();
+        }
+        Py_BEGIN_ALLOW_THREADS
+        radix_sort_u64((uint64_t *)x.buf, scratch, n, count);
+        Py_END_ALLOW_THREADS
+        PyMem_RawFree(scratch);
+        PyMem_RawFree(count);
+    }
+    PyBuffer_Release(&x);
+    Py_RETURN_NONE;
+}
+
 /* cell_level([level]) -> the level in use before the call (0 baseline, 1 AVX2,
  * 2 AVX-512); with a level, use it from now on, capped at what the CPU has
  * (tests run every version on one machine). */
@@ -893,6 +966,7 @@ static PyMethodDef methods[] = {
      "positions(x, cols, ref, row_s1, row_s2, col_s1, col_s2): per-row and per-column sums, see the module source."},
     {"grams", grams, METH_VARARGS,
      "grams(x, k, threshold, start, pos, key, single, hash): selected k-grams, see the module source."},
+    {"sort_uint64", sort_uint64, METH_VARARGS, "sort_uint64(x): sort a uint64 array in place (radix sort)."},
     {"cell_level", cell_level_, METH_VARARGS,
      "cell_level([level]): the cell kernel in use (0 baseline, 1 AVX2, 2 AVX-512); with a level, switch."},
     {NULL, NULL, 0, NULL},

@@ -372,3 +372,12 @@ def grams(x, k, threshold, start, pos, key, single, hash) -> int:
             outputs[3][found : found + room] = h[take]
         found += len(chosen)
     return found
+
+
+def sort_uint64(x) -> None:
+    """Sorts x, a contiguous writable uint64 array, in place (the C kernel's
+    radix sort gives the same array: a sort has one result)."""
+    if (not isinstance(x, np.ndarray) or x.dtype != np.uint64 or not x.flags.c_contiguous
+            or not x.flags.writeable):
+        raise TypeError("sort_uint64: x must be a contiguous writable uint64 array")
+    x.sort()

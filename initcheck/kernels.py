@@ -13,6 +13,8 @@ and extremes bit for bit and the same power and pair sums to rounding,
   per-column sums of :mod:`initcheck.structure`)
 * ``grams(x, k, threshold, start, pos, key, single, hash)`` (the selected
   k-grams of the copies check)
+* ``sort_uint64(x)`` (sorts a uint64 array in place: the copies check's
+  grouping of its grams)
 
 and :data:`PATH` says which implementation they are (``initcheck env`` shows it).
 
@@ -32,7 +34,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["NAME", "PATH", "bit_patterns", "check_choice", "fold", "grams", "pairs", "positions"]
+__all__ = ["NAME", "PATH", "bit_patterns", "check_choice", "fold", "grams", "pairs", "positions", "sort_uint64"]
 
 _CHOICES = ("auto", "c", "numpy")
 _choice = os.environ.get("INITCHECK_KERNEL", "").strip().lower() or "auto"
@@ -70,6 +72,7 @@ pairs = _implementation.pairs
 bit_patterns = _implementation.bit_patterns
 positions = _implementation.positions
 grams = _implementation.grams
+sort_uint64 = _implementation.sort_uint64
 
 
 def check_choice() -> None:

@@ -238,6 +238,31 @@ def test_bit_patterns_count_every_pattern_and_refuse_other_widths(kernel):
     np.testing.assert_array_equal(counts, 2 * np.bincount(x.view(np.uint16), minlength=65536))
 
 
+@pytest.mark.parametrize("kernel", IMPLEMENTATIONS)
+def test_sort_uint64_is_a_sort_and_refuses_other_arrays(kernel):
+    """Every digit of the radix sort (values over the whole 64-bit range, ties,
+    values that share most digits), the sizes with no or one value, and the
+    arrays it cannot sort in place."""
+    rng = np.random.default_rng(11)
+    cases = [
+        rng.integers(0, 2**64, 100_003, dtype=np.uint64),
+        rng.integers(0, 5, 10_000, dtype=np.uint64) << np.uint64(60),  # ties; only the top digit varies
+        np.full(1000, 2**64 - 1, dtype=np.uint64),
+        np.arange(3000, dtype=np.uint64)[::-1].copy(),
+        np.zeros(0, dtype=np.uint64),
+        np.array([7], dtype=np.uint64),
+    ]
+    for x in cases:
+        y = x.copy()
+        kernel.sort_uint64(y)
+        np.testing.assert_array_equal(y, np.sort(x))
+    read_only = np.zeros(4, dtype=np.uint64)
+    read_only.flags.writeable = False
+    for bad in (np.zeros(4, dtype=np.int64), np.zeros(8, dtype=np.uint64)[::2], read_only, [3, 1, 2]):
+        with pytest.raises(TypeError):
+            kernel.sort_uint64(bad)
+
+
 def test_the_module_names_the_path_it_took():
     assert kernels.NAME in ("c", "numpy")
     if kernels.NAME == "c":
