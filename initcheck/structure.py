@@ -447,7 +447,7 @@ class GramStore:
                 self._example_hash.append(all_hash[repeat][take])
                 self._examples_kept += len(self._examples[-1])
         keep = order[first]
-        self._keys, self._key_pos, self._key_hash = all_keys[keep], all_pos[keep], all_hash[keep]
+        self._keys, self._key_pos, self._key_hash = sorted_keys[first], all_pos[keep], all_hash[keep]
         # first values alone: each distinct one with how often it was selected
         all_singles = np.concatenate([self._singles, single])
         all_single_hash = np.concatenate([self._single_hash, hashes])
@@ -460,7 +460,7 @@ class GramStore:
         # (equal values are adjacent; a value split around another one that
         # shares its 44-bit hash prefix, about one compaction in 10^3, only
         # counts as two distinct values: fewer repeats, a larger bound)
-        self._singles, self._single_hash = sorted_singles[starts], all_single_hash[order][starts]
+        self._singles, self._single_hash = sorted_singles[starts], all_single_hash[order[starts]]
         self._single_counts = np.add.reduceat(all_counts[order], starts) if len(starts) else all_counts[:0]
         while len(self._keys) > GRAM_STORE or len(self._singles) > GRAM_STORE:
             self.halve()
