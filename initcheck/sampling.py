@@ -25,6 +25,17 @@ C kernel and torch release the GIL), the main thread asks the framework for
 draw i+1.  Only one is ever waiting, so memory stays O(batch + bins) whatever N
 is.
 
+A plan whose draws may be made on two threads at once (``Plan.drawer``: each
+call gives an independent draw function, its own generator and buffers) is
+drawn by two worker threads instead, each making every other draw and folding
+it itself, in turn: draw i is folded once draw i - 1 has been, so the row's
+one reducer sees the draws in order and the summary is the same, bit for bit,
+as with one drawing thread.  Each draw is then read on the core that made it,
+where the schedule above moves every draw from one core to the other (which
+costs as much as a large part of the fold on a small VM:
+``benchmarks/pipelines.py``).  The main thread only waits; on Ctrl-C the folds
+under way finish and no other starts.
+
 A structured law's plan has per-draw checks (``Plan.draw_checks``, see
 :mod:`initcheck.draw_checks`): a fresh set per run of the row, each shown every
 draw or batch, as a host NumPy array ``(count, *shape)``, in the main thread
@@ -40,6 +51,7 @@ from __future__ import annotations
 
 import math
 import zlib
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -124,6 +136,8 @@ def sample_row(plan: Plan, samples: int, seed: int, progress: Progress, label: s
     size = math.prod(plan.shape)
     draws = draw_count(plan, samples)
     per_call = batch_size(plan)
+    if per_call == 1 and draws > 1 and plan.drawer is not None and plan.draw_checks is None:
+        return _TwoDrawers(plan, draws, seed, progress, label).run()
     observers = list(plan.draw_checks()) if plan.draw_checks is not None else []
     shape = tuple(plan.shape)
     reducer = None
@@ -139,9 +153,7 @@ def sample_row(plan: Plan, samples: int, seed: int, progress: Progress, label: s
                     count = min(per_call, draws - first)
                     x = plan.draw_batch(index_seed, count)
                 if reducer is None:
-                    if plan.dtype == "?":
-                        dtype, device = _array_info(x)
-                    reducer = reducer_for(x, plan.law, expected_values=draws * size)
+                    reducer, dtype, device = _first_reducer(plan, x, draws * size)
                 if observers:
                     _observe(observers, x, count, shape)
                 if reducer.asynchronous:  # it only queues device work: a thread would only add latency
@@ -160,6 +172,83 @@ def sample_row(plan: Plan, samples: int, seed: int, progress: Progress, label: s
             raise Interrupted(reducer.summary() if reducer is not None else None, dtype, device,
                               [check.result() for check in observers] if reducer is not None else []) from None
     return RowDraws(reducer.summary(), dtype, device, [check.result() for check in observers])
+
+
+def _first_reducer(plan: Plan, x, values: int):
+    """The row's reducer, made for its first draw x, and the draws' dtype and
+    device (a custom function's plan learns them from x)."""
+    dtype, device = _array_info(x) if plan.dtype == "?" else (plan.dtype, plan.device)
+    return reducer_for(x, plan.law, expected_values=values), dtype, device
+
+
+class _TwoDrawers:
+    """A row drawn by two threads, each making every other draw with a draw
+    function of its own (``plan.drawer()``) and folding it in its turn (see
+    the module docstring)."""
+
+    def __init__(self, plan: Plan, draws: int, seed: int, progress: Progress, label: str):
+        self.plan, self.draws, self.seed, self.progress, self.label = plan, draws, seed, progress, label
+        self.size = math.prod(plan.shape)
+        self.reducer = None
+        self.dtype, self.device = plan.dtype, plan.device
+        self.turn = 0  # the next draw to fold
+        self.stop = False
+        self.error: BaseException | None = None
+        self.changed = threading.Condition()
+
+    def run(self) -> RowDraws:
+        # each worker sets its event as it ends; the main thread waits on the
+        # events, not on Thread.join, which a Ctrl-C can leave believing a
+        # thread that still folds has ended
+        ended = [threading.Event() for _ in (0, 1)]
+        for first in (0, 1):
+            threading.Thread(target=self._work, args=(first, ended[first]), daemon=True).start()
+        try:
+            for event in ended:
+                event.wait()
+        except KeyboardInterrupt:
+            self._halt()
+            for event in ended:
+                event.wait()
+            raise self._interrupted() from None
+        if isinstance(self.error, KeyboardInterrupt):
+            raise self._interrupted() from None
+        if self.error is not None:
+            raise self.error
+        return RowDraws(self.reducer.summary(), self.dtype, self.device)
+
+    def _work(self, first: int, ended: threading.Event) -> None:
+        try:
+            draw = self.plan.drawer()
+            for index in range(first, self.draws, 2):
+                if self.stop:
+                    return
+                x = draw(draw_seed(self.seed, self.plan.key, index))
+                with self.changed:
+                    self.changed.wait_for(lambda: self.turn == index or self.stop)
+                    if self.stop:
+                        return
+                if self.reducer is None:
+                    self.reducer, self.dtype, self.device = _first_reducer(self.plan, x, self.draws * self.size)
+                self.reducer.fold(x)
+                self.progress.advance(self.size, self.label)
+                with self.changed:
+                    self.turn += 1
+                    self.changed.notify_all()
+        except BaseException as error:  # noqa: BLE001 - handed to the main thread, which raises it
+            if self.error is None:
+                self.error = error
+            self._halt()
+        finally:
+            ended.set()
+
+    def _halt(self) -> None:
+        with self.changed:
+            self.stop = True
+            self.changed.notify_all()
+
+    def _interrupted(self) -> Interrupted:
+        return Interrupted(self.reducer.summary() if self.reducer is not None else None, self.dtype, self.device)
 
 
 def _fold(reducer, x, count: int, per_call: int) -> None:

@@ -74,6 +74,12 @@ class Plan:
     everything else the initializer reads off the shape are the layer's own;
     never one big tensor cut into draws.  Its arrays may be reused as ``draw``'s.
     The sampler uses it for small draws (:mod:`initcheck.sampling`).
+
+    ``drawer()``, when not None, returns a new draw function with state of its
+    own (a generator, buffers): for every seed it gives the values ``draw``
+    gives, and two of them may be called from two threads at once; the array
+    each returns may be reused by its own next call.  The sampler then draws
+    on two threads (:mod:`initcheck.sampling`).
     """
 
     framework: str
@@ -91,6 +97,8 @@ class Plan:
     #: A factory of fresh checks of each whole draw (a structured law's, see
     #: :mod:`initcheck.draw_checks`), called once per run of the row; or None.
     draw_checks: Callable[[], list] | None = None
+    #: ``drawer()``: a new, independent draw function, or None (see above).
+    drawer: Callable[[], Callable[[int], Any]] | None = None
 
     @property
     def key(self) -> str:

@@ -169,17 +169,24 @@ class PyTorch(Framework):
             return self._structured_plan(spec, function, kwargs, api, shape, device, dtype)
         law = spec.law(layer.fan_in, layer.fan_out)
 
-        generator = torch.Generator(device=device)
-        # Two weights, used in turn: the runner folds one while the next is drawn
-        # (a fresh allocation per draw costs more than the initializer itself).
-        weights = [torch.empty(shape, dtype=torch_dtype, device=device) for _ in range(2)]
-        turn = itertools.count()
+        def drawer():
+            """A draw function with a generator and two weights of its own, used
+            in turn: the runner folds one while the next is drawn (a fresh
+            allocation per draw costs more than the initializer itself)."""
+            own_generator = torch.Generator(device=device)
+            weights = [torch.empty(shape, dtype=torch_dtype, device=device) for _ in range(2)]
+            turn = itertools.count()
 
-        def draw(seed: int) -> torch.Tensor:
-            weight = weights[next(turn) % 2]
-            generator.manual_seed(seed)
-            function(weight, **kwargs, generator=generator)
-            return weight
+            def draw(seed: int) -> torch.Tensor:
+                weight = weights[next(turn) % 2]
+                own_generator.manual_seed(seed)
+                function(weight, **kwargs, generator=own_generator)
+                return weight
+
+            return draw
+
+        draw = drawer()
+        generator = torch.Generator(device=device)
 
         def one(weight):
             return function(weight, **kwargs, generator=generator)
@@ -206,7 +213,9 @@ class PyTorch(Framework):
                 function(one_draw, **kwargs, generator=generator)
             return batch
 
-        return Plan(self.name, api, law, shape, device, dtype, draw, draw_batch=draw_batch)
+        # draws on two threads only on the host (a device's draws are queued work)
+        return Plan(self.name, api, law, shape, device, dtype, draw, draw_batch=draw_batch,
+                    drawer=drawer if device == "cpu" else None)
 
 
     def _structured_plan(self, spec, function, kwargs, api, shape, device, dtype):
