@@ -50,8 +50,8 @@ What the numbers mean is decided elsewhere (:mod:`initcheck.policy`).
 from __future__ import annotations
 
 import math
-import zlib
 import threading
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
