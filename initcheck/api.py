@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -270,7 +271,7 @@ def verify(target, expected: Law | Scheme | None = None, *, shape: Sequence[int]
     >>> result.verdict, result.law.describe()
     ('PASS', 'U(±0.07596)')
     """
-    check = Check(target, expected, None if shape is None else tuple(shape), fan_in, fan_out, layout, framework,
+    check = Check(target, expected, None if shape is None else _shape(shape), fan_in, fan_out, layout, framework,
                   dtype, device)
     return verify_all([check], samples=samples, seed=seed, alpha=alpha, strict=strict)
 
@@ -294,35 +295,53 @@ def verify_all(checks: Sequence[Check], *, samples: int = DEFAULT_SAMPLES, seed:
         if not isinstance(check, Check):
             raise InputError(f"verify_all takes initcheck.Check objects, got {type(check).__name__}")
         rows += check.rows()
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+    if _integer(seed) is None or seed < 0:
         raise InputError(f"seed must be an integer >= 0, got {seed!r}")
+    seed = int(seed)
     if not isinstance(alpha, (int, float)) or not 0.0 < alpha < 1.0:
         raise InputError(f"alpha must be between 0 and 1, got {alpha!r}")
     return run(rows, _samples(samples), seed, float(alpha), show_progress=progress, strict=bool(strict))
 
 
-def _samples(value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or value != int(value):
-        raise InputError(f"samples must be a whole number, got {value!r}")
-    if not MIN_SAMPLES <= value <= MAX_SAMPLES:
-        raise InputError(f"samples must be between {MIN_SAMPLES:,} and {MAX_SAMPLES:.0e}, got {int(value):,}")
+def _integer(value) -> int | None:
+    """value as an int when it is an integer (Python's or NumPy's, not a
+    bool), else None."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        return None
     return int(value)
 
 
+def _samples(value) -> int:
+    whole = _integer(value)
+    if whole is None:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
+                or value != int(value):
+            raise InputError(f"samples must be a whole number, got {value!r}")
+        whole = int(value)
+    if not MIN_SAMPLES <= whole <= MAX_SAMPLES:
+        raise InputError(f"samples must be between {MIN_SAMPLES:,} and {MAX_SAMPLES:.0e}, got {whole:,}")
+    return whole
+
+
 def _count(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    whole = _integer(value)
+    if whole is None or whole < 1:
         raise InputError(f"{name} must be a positive integer, got {value!r}")
-    return value
+    return whole
 
 
 def _shape(shape) -> tuple[int, ...]:
+    """shape as a tuple of ints (a sequence of positive integers: a tuple,
+    a list, ``torch.Size``, NumPy integers), or InputError."""
+    problem = InputError(f"shape must be a sequence of positive integers such as (256, 784), got {shape!r}")
+    if isinstance(shape, (str, bytes)):
+        raise problem
     try:
-        dims = tuple(shape)
+        dims = tuple(_integer(d) for d in shape)
     except TypeError:
-        raise InputError(f"shape must be a sequence of positive integers, got {shape!r}") from None
-    if not dims or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in dims):
-        raise InputError(f"shape must be a sequence of positive integers, got {shape!r}")
+        raise problem from None
+    if not dims or any(d is None or d < 1 for d in dims):
+        raise problem
     if math.prod(dims) > MAX_DRAW_VALUES:
         raise InputError(f"shape {format_shape(dims)} holds {math.prod(dims):,} values a draw; "
                          f"at most {MAX_DRAW_VALUES:,} are supported")

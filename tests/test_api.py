@@ -112,6 +112,9 @@ def test_every_row_skipped_is_not_a_pass():
     (lambda: initcheck.verify(uniform_init, initcheck.Normal(0, 1)), "needs shape="),
     (lambda: initcheck.verify(uniform_init, initcheck.Normal(0, 1), shape=(0, 3)), "positive integers"),
     (lambda: initcheck.verify(uniform_init, initcheck.Normal(0, 1), shape="3,3"), "positive integers"),
+    (lambda: initcheck.verify(uniform_init, initcheck.Normal(0, 1), shape=9), "positive integers"),
+    (lambda: initcheck.verify(uniform_init, initcheck.Normal(0, 1), shape=(3, True)), "positive integers"),
+    (lambda: initcheck.verify(uniform_init, initcheck.Normal(0, 1), fan_in=3.0, fan_out=3), "fan_in"),
     (lambda: initcheck.verify(uniform_init, initcheck.Normal(0, 1), shape=(2**20, 2**20)), "at most"),
     (lambda: initcheck.verify(uniform_init, initcheck.Normal(0, 1), shape=(3, 3), samples=10), "samples"),
     (lambda: initcheck.verify(uniform_init, initcheck.Normal(0, 1), shape=(3, 3), samples=1500.5), "whole"),
@@ -130,6 +133,19 @@ def test_bad_input_is_one_input_error(call, message):
     with pytest.raises(initcheck.InputError) as error:
         call()
     assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_numpy_integers_are_integers():
+    """Shapes, fans, samples and seeds taken from NumPy arrays work as Python's ints do."""
+    shape = np.array(SHAPE)
+    law = initcheck.Uniform(-BOUND, BOUND)
+    by_numpy = initcheck.verify(uniform_init, law, shape=shape, samples=np.int64(10**5), seed=np.uint8(3))
+    by_python = initcheck.verify(uniform_init, law, shape=SHAPE, samples=10**5, seed=3)
+    assert by_numpy.verdict == by_python.verdict == "PASS"
+    assert by_numpy[0].summary.sums.tolist() == by_python[0].summary.sums.tolist()
+    fans = [initcheck.verify(initcheck.xavier("uniform"), framework="reference", fan_in=fan_in, fan_out=fan_out,
+                             samples=10**4).law for fan_in, fan_out in ((np.int32(128), np.int64(64)), (128, 64))]
+    assert fans[0] == fans[1]
 
 
 def test_a_function_that_raises_is_an_input_error():
