@@ -2,10 +2,17 @@
 bit for bit and its sums to rounding; initcheck.kernels picks one; a whole
 verification without the C kernel gives the same histogram."""
 
+import atexit
+import importlib.util
 import json
 import os
+import shlex
 import subprocess
 import sys
+import sysconfig
+import shutil
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,7 +28,46 @@ except ImportError:  # an install without a compiler: only the NumPy path to tes
     _kernels = None
 
 needs_c = pytest.mark.skipif(_kernels is None, reason="the C kernel was not built")
-IMPLEMENTATIONS = [pytest.param(_kernels, id="c", marks=needs_c), pytest.param(_kernels_numpy, id="numpy")]
+SOURCE = Path(__file__).resolve().parents[1] / "initcheck" / "_kernels.c"
+
+
+class PortableBuild:
+    """initcheck/_kernels.c built as a compiler without GCC's extras sees it:
+    strict ISO C99 (which also forbids contracting a * b + c), no function
+    clones and no per-target cell loops (IC_NO_CLONES), none of setup.py's
+    flags, every warning an error.  Built on first use, once per process,
+    with the C compiler Python was built with; skipped where there is none."""
+
+    module = None
+
+    def __getattr__(self, name):
+        if PortableBuild.module is None:
+            PortableBuild.module = self._build()
+        return getattr(PortableBuild.module, name)
+
+    @staticmethod
+    def _build():
+        compiler = shlex.split(sysconfig.get_config_var("CC") or "cc")
+        folder = tempfile.mkdtemp(prefix="initcheck-portable-")
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        target = Path(folder) / "_kernels.so"
+        command = [*compiler, "-shared", "-fPIC", "-O2", "-std=c99", "-pedantic", "-Wall", "-Wextra",
+                   "-Wno-unused-parameter", "-Werror", "-DIC_NO_CLONES",
+                   f"-I{sysconfig.get_paths()['include']}", str(SOURCE), "-o", str(target), "-lm"]
+        try:
+            built = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        except OSError:
+            pytest.skip(f"no C compiler ({compiler[0]})")
+        assert built.returncode == 0, built.stderr  # a warning in strict C99 is a portability bug
+        spec = importlib.util.spec_from_file_location("_kernels", target)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+
+portable = PortableBuild()
+IMPLEMENTATIONS = [pytest.param(_kernels, id="c", marks=needs_c), pytest.param(_kernels_numpy, id="numpy"),
+                   pytest.param(portable, id="portable-c")]
 
 LAWS = [Normal(0.1, 2.0), Uniform(-0.0759, 0.0759), TruncatedNormal(0.0, 1.0, -2.0, 2.0)]
 
@@ -98,6 +144,46 @@ def test_every_cell_kernel_gives_the_numpy_cells_bit_for_bit(level, law, dtype):
         _kernels.cell_level(before)
     assert_same_fold(c, fold_with(_kernels_numpy, x, law, grid))
     assert_same_fold(finite, fold_with(_kernels_numpy, x[np.isfinite(x)], law, grid))
+
+
+@pytest.mark.parametrize("law", LAWS, ids=lambda law: law.family)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_portable_build_gives_the_numpy_cells_bit_for_bit(law, dtype):
+    """The one portable cell loop, the table-free uniform path and the careful
+    path, as a compiler with none of GCC's target attributes builds them."""
+    grid = Grid.for_law(law)
+    x = hard_values(law, grid, dtype, size=50_001, seed=3)
+    finite = x[np.isfinite(x)]
+    assert portable.clones == ""
+    assert_same_fold(fold_with(portable, x, law, grid), fold_with(_kernels_numpy, x, law, grid))
+    assert_same_fold(fold_with(portable, finite, law, grid), fold_with(_kernels_numpy, finite, law, grid))
+
+
+@needs_c
+@pytest.mark.parametrize("bits", [np.uint16, np.uint32, np.uint64])
+def test_a_portable_build_selects_and_sums_as_the_tuned_build(bits):
+    """The structure kernels of the portable build: the same grams bit for
+    bit, the same row and column sums to rounding."""
+    rng = np.random.default_rng(5)
+    values = rng.normal(0.0, 1.0, 40_000)
+    values[1000:1400] = -values[:400]  # a negated copy, selected as the original
+    x = values.astype({np.uint16: np.float16, np.uint32: np.float32, np.uint64: np.float64}[bits]).view(bits)
+    found = []
+    for module in (_kernels, portable):
+        out = [np.zeros(40_000, np.int64), np.zeros(40_000, np.uint64), np.zeros(40_000, np.uint64),
+               np.zeros(40_000, np.uint32)]
+        count = module.grams(x, 4, 1 << 29, 17, *out)
+        found.append([count] + [a[:count] for a in out])
+    assert found[0][0] == found[1][0] > 0
+    for a, b in zip(found[0][1:], found[1][1:]):
+        np.testing.assert_array_equal(a, b)
+    draw = values.astype(np.float32)
+    sums = []
+    for module in (_kernels, portable):
+        r1, r2, c1, c2 = np.zeros(400), np.zeros(400), np.zeros(100), np.zeros(100)
+        module.positions(draw, 100, 0.1, r1, r2, c1, c2)
+        sums.append(np.concatenate([r1, r2, c1, c2]))
+    np.testing.assert_allclose(sums[0], sums[1], rtol=1e-12)
 
 
 @needs_c
