@@ -165,6 +165,26 @@ def test_values_stuck_at_a_bound_are_a_spike():
     assert "spikes" in failed(row) and f"{UNIFORM.high:.6g})" in row.check("spikes").detail
 
 
+def test_a_law_of_the_wrong_scale_is_a_density_excess_not_a_spike():
+    """Half the std: every cell near the centre holds about twice its law mass.
+    The spike check fails (the cells are not the law's), but names no atom."""
+    (row,) = check_rows([sampler_plan(NORMAL, normal(sigma=STD / 2))], samples=2_000_000)
+    assert "spikes" in failed(row) and "variance" in failed(row)
+    detail = row.check("spikes").detail
+    assert detail.startswith("density ") and "around it: no atom" in detail and "spike" not in detail
+
+
+def test_an_atom_inside_a_density_excess_is_still_a_spike():
+    """The same too-narrow law with 0.1% of the values set to 0.01: that cell
+    stands out from its neighbours."""
+    def sample(rng, n):
+        x = rng.normal(0, STD / 2, n)
+        x[: n // 1000] = 0.01
+        return x
+    (row,) = check_rows([sampler_plan(NORMAL, sample)], samples=2_000_000)
+    assert row.check("spikes").detail.startswith("spike in [0.00")
+
+
 def test_identical_rows_fail_independence():
     def sample(rng, n):
         row = rng.normal(0, STD, 1000)

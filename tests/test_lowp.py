@@ -108,6 +108,14 @@ def test_zeroed_remainder_in_float16_fails():
     assert "spikes" in failed(row) and "atom at 0" in row.check("spikes").detail
 
 
+def test_a_too_narrow_float16_law_is_a_density_excess_not_an_atom():
+    """Half the std in float16: the fullest value only shares its neighbours' excess."""
+    (row,) = check_rows([sampler_plan(Normal(0.0, 0.05), lambda rng, n: rng.normal(0, 0.025, n), dtype="float16")],
+                        samples=2_000_000)
+    assert "spikes" in failed(row) and "variance" in failed(row)
+    assert row.check("spikes").detail.startswith("density ") and "atom at" not in row.check("spikes").detail
+
+
 def cuda_like_bfloat16_uniform(bound, swap_top=True):
     """PyTorch's CUDA uniform_ for bfloat16, on the CPU: the bounds are cast to
     bfloat16 first, the value from + u (to - from) is rounded to bfloat16, and a
