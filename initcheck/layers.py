@@ -108,15 +108,18 @@ class Layer:
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
-    """``"128,64,3,3"`` (or with ``x``) -> ``(128, 64, 3, 3)``."""
-    parts = [p for p in text.replace("x", ",").replace("×", ",").split(",") if p.strip()]
+    """``"128,64,3,3"`` (or with ``x``) -> ``(128, 64, 3, 3)``: every part an
+    integer, a trailing comma allowed (``"10,20,"``), an empty part (``"3,,3"``,
+    ``"3,x"``) not."""
+    if not text.strip():
+        raise InputError("--shape is empty")
+    parts = [p.strip() for p in text.replace("x", ",").replace("×", ",").split(",")]
+    if len(parts) > 1 and not parts[-1] and text.rstrip().endswith(","):
+        parts.pop()
     try:
-        shape = tuple(int(p) for p in parts)
+        return tuple(int(p) for p in parts)
     except ValueError:
         raise InputError(f"--shape {text!r} is not a comma-separated list of integers") from None
-    if not shape:
-        raise InputError("--shape is empty")
-    return shape
 
 
 def format_shape(shape: tuple[int, ...]) -> str:

@@ -183,7 +183,7 @@ def test_parse_shape_accepts(text, shape):
     assert parse_shape(text) == shape
 
 
-@pytest.mark.parametrize("text", ["a,b", "", ",", " ", "128,b", "1.5,2", "12;3", "0x1f,3"])
+@pytest.mark.parametrize("text", ["a,b", "", ",", " ", "128,b", "1.5,2", "12;3", "0x1f,3", "3,x", "3,,3", "x3", "3x"])
 def test_parse_shape_rejects(text):
     with pytest.raises(InputError):
         parse_shape(text)
