@@ -250,8 +250,9 @@ def check_spikes(law: Law, summary: Summary, dtype: np.dtype) -> CheckResult:
     Every cell's count is tested against its law mass with a Chernoff bound on
     the binomial tail; the smallest bound times the number of cells (Bonferroni)
     is the p-value.  A fullest cell that its neighbours' excess explains (see
-    :func:`_excess_around`) is described as a density above the law's rather
-    than a spike; the statistic and p-value are the same either way."""
+    :func:`_excess_around`) is described as a density above the law's, and an
+    open end cell as a tail, rather than as a spike; the statistic and p-value
+    are the same either way."""
     n = summary.count
     masses, edges = _cell_masses(law, summary, dtype)
     tails = binomial_upper_tail_bound(summary.hist, n, np.maximum(masses, ATOM_FLOOR))
@@ -266,7 +267,9 @@ def check_spikes(law: Law, summary: Summary, dtype: np.dtype) -> CheckResult:
         where = _interval(edges[k - 1], edges[k])
     ratio = f"{share / masses[k]:.3g}x its law mass" if masses[k] > 0 else "where the law has no mass"
     around = _excess_around(summary.hist, masses, k, n) if masses[k] > 0 else None
-    if around is None:
+    if k in (0, len(masses) - 1):  # an open end cell: a heavy tail or values past a bound, not one atom
+        detail = f"tail {where}: {share:.3g} of the values, {ratio}"
+    elif around is None:
         detail = f"spike {where}: {share:.3g} of the values, {ratio}"
     else:
         detail = f"density {share / masses[k]:.3g}x the law's {where} ({around:.3g}x around it: no atom)"

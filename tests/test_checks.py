@@ -174,6 +174,14 @@ def test_a_law_of_the_wrong_scale_is_a_density_excess_not_a_spike():
     assert detail.startswith("density ") and "around it: no atom" in detail and "spike" not in detail
 
 
+def test_values_past_the_support_are_a_tail_not_a_spike():
+    """A uniform drawn on [0, 2 high): half the values lie above the law's bound."""
+    (row,) = check_rows([sampler_plan(UNIFORM, lambda rng, n: rng.uniform(0, 2 * UNIFORM.high, n))],
+                        samples=1_000_000)
+    assert "support" in failed(row) and "spikes" in failed(row)
+    assert row.check("spikes").detail.startswith(f"tail at or above {UNIFORM.high:.4g}: 0.5")
+
+
 def test_an_atom_inside_a_density_excess_is_still_a_spike():
     """The same too-narrow law with 0.1% of the values set to 0.01: that cell
     stands out from its neighbours."""
