@@ -28,8 +28,10 @@ holds.
 
 With ``--schedules R`` it then times, R rounds alternating in one process,
 the same draws (with the reducer initcheck uses) under other schedules of
-the fold, each as a multiple of the own loop of its round: ``one thread``
-(initcheck's: one fold thread folds draw i while draw i + 1 is made),
+the fold, each as a multiple of the own loop of its round: ``initcheck row``
+(the row itself, in the same rounds as the others), ``one thread``
+(initcheck's schedule alone: one fold thread folds draw i while draw i + 1
+is made),
 ``nice 19`` and ``SCHED_IDLE`` (that thread at the lowest priorities),
 ``queue 4`` (up to four draws waiting for it), ``halves after`` (each draw
 folded as two halves on two threads once it is drawn) and ``C only`` (the
@@ -119,10 +121,10 @@ def main() -> None:
     print(f"no schedule on {cores} cores beats row / loop = (CPU of the loop + CPU of the fold) / "
           f"(cores x loop wall) = {bound:.2f}x")
     if args.schedules:
-        _schedules(sample, draws, law, args.schedules, own)
+        _schedules(sample, draws, law, args.schedules, own, lambda: row()[0])
 
 
-def _schedules(sample, draws: int, law, rounds: int, own) -> None:
+def _schedules(sample, draws: int, law, rounds: int, own, row) -> None:
     """The fold schedules of the module docstring, ``rounds`` rounds, each a multiple of its round's own loop."""
     import collections
     import threading
@@ -184,7 +186,7 @@ def _schedules(sample, draws: int, law, rounds: int, own) -> None:
                 os.setpriority(os.PRIO_PROCESS, tid, nice)
         return setup
 
-    schedules = {"one thread": on_fold_thread(), "nice 19": on_fold_thread(priority(nice=19)),
+    schedules = {"initcheck row": row, "one thread": on_fold_thread(), "nice 19": on_fold_thread(priority(nice=19)),
                  "SCHED_IDLE": on_fold_thread(priority(idle=True)), "queue 4": on_fold_thread(depth=4),
                  "halves after": halves_after, "C only": on_fold_thread(fold=kernel_passes)}
     ratios = {name: [] for name in schedules}
@@ -195,7 +197,7 @@ def _schedules(sample, draws: int, law, rounds: int, own) -> None:
         print(f"round {r + 1}: " + ", ".join(f"{name} {v[-1]:.2f}x" for name, v in ratios.items()), flush=True)
     print("\nfold schedules, median of rounds (each round's own loop = 1):")
     for name, v in ratios.items():
-        print(f"  {name:<13}: {statistics.median(v):.2f}x (rounds {min(v):.2f}-{max(v):.2f}x)")
+        print(f"  {name:<14}: {statistics.median(v):.2f}x (rounds {min(v):.2f}-{max(v):.2f}x)")
 
 
 def _jax_draw(dist: str):
