@@ -70,10 +70,33 @@ BATCH_VALUES = 1 << 20
 MIN_BATCH_DRAWS = 16
 
 
-def draw_seed(seed: int, row_key: str, index: int) -> int:
-    """A 63-bit seed for draw ``index`` of the row ``row_key``."""
-    sequence = np.random.SeedSequence([seed, zlib.crc32(row_key.encode()), index])
-    return int(sequence.generate_state(1, np.uint64)[0] >> np.uint64(1))
+def draw_seed(seed: int, row_key: str, index: int, bits: int = 63) -> int:
+    """The seed of draw (or batch) ``index`` of the row ``row_key``.
+
+    ``bits=63``: a 63-bit hash of (``seed``, the row, ``index``).  ``bits=32``
+    (a user's function, which may hand it to ``np.random.seed`` or
+    ``RandomState``, which take 32 bits only): ``mix32((base + index) mod
+    2**32)`` with ``base`` a 32-bit hash of (``seed``, the row) and ``mix32`` a
+    bijection of the 32-bit integers, so the first 2**32 draws of a row get
+    distinct seeds (32-bit hashes of their own would coincide by the birthday
+    bound: about 116 pairs among 10**6 draws)."""
+    if bits == 63:
+        sequence = np.random.SeedSequence([seed, zlib.crc32(row_key.encode()), index])
+        return int(sequence.generate_state(1, np.uint64)[0] >> np.uint64(1))
+    if bits != 32:
+        raise ValueError(f"bits must be 63 or 32, got {bits}")
+    base = int(np.random.SeedSequence([seed, zlib.crc32(row_key.encode())]).generate_state(1, np.uint32)[0])
+    return mix32((base + index) & 0xFFFFFFFF)
+
+
+def mix32(x: int) -> int:
+    """MurmurHash3's finalizer: a bijection of [0, 2**32) (xor-shifts and odd
+    multipliers are invertible mod 2**32) that scatters neighbouring integers."""
+    x ^= x >> 16
+    x = (x * 0x85EBCA6B) & 0xFFFFFFFF
+    x ^= x >> 13
+    x = (x * 0xC2B2AE35) & 0xFFFFFFFF
+    return x ^ (x >> 16)
 
 
 def _array_info(x) -> tuple[str, str]:
@@ -146,7 +169,7 @@ def sample_row(plan: Plan, samples: int, seed: int, progress: Progress, label: s
     with ThreadPoolExecutor(max_workers=1) as folder:
         try:
             for index, first in enumerate(range(0, draws, per_call)):
-                index_seed = draw_seed(seed, plan.key, index)
+                index_seed = draw_seed(seed, plan.key, index, plan.seed_bits)
                 if per_call == 1:
                     count, x = 1, plan.draw(index_seed)
                 else:
@@ -223,7 +246,7 @@ class _TwoDrawers:
             for index in range(first, self.draws, 2):
                 if self.stop:
                     return
-                x = draw(draw_seed(self.seed, self.plan.key, index))
+                x = draw(draw_seed(self.seed, self.plan.key, index, self.plan.seed_bits))
                 with self.changed:
                     self.changed.wait_for(lambda: self.turn == index or self.stop)
                     if self.stop:

@@ -73,6 +73,30 @@ def test_the_same_call_gives_the_same_numbers():
     assert not np.array_equal(first.summary.sums, other.summary.sums)
 
 
+def test_a_function_gets_distinct_32_bit_seeds():
+    """Legacy NumPy seeding takes 32 bits only; the draws of a row still get
+    distinct seeds (10**4 draws of 32-bit hashes would share one with
+    probability about 1%; the bijection makes it impossible)."""
+    seen = []
+
+    def legacy(shape, seed):
+        seen.append(seed)
+        return np.random.RandomState(seed).uniform(-0.5, 0.5, shape)
+
+    result = initcheck.verify(legacy, initcheck.Uniform(-0.5, 0.5), shape=(2, 5), samples=10**5)
+    assert result, str(result)
+    draws = seen[1:]  # the first call is the probe, seed 0
+    assert len(draws) == 10**4 and len(set(draws)) == len(draws)
+    assert all(0 <= seed < 2**32 for seed in draws)
+
+
+def test_mix32_is_a_bijection_on_a_window():
+    from initcheck.sampling import draw_seed, mix32
+
+    assert len({mix32(x) for x in range(2**16)}) == 2**16
+    assert len({draw_seed(3, "row", i, bits=32) for i in range(2**16)}) == 2**16
+
+
 def test_a_scheme_as_the_expected_law_takes_the_fans_of_the_shape():
     def xavier_uniform(shape, seed):
         bound = np.sqrt(6.0 / (shape[0] + shape[1]))

@@ -99,6 +99,9 @@ class Plan:
     draw_checks: Callable[[], list] | None = None
     #: ``drawer()``: a new, independent draw function, or None (see above).
     drawer: Callable[[], Callable[[int], Any]] | None = None
+    #: Bits of the seeds ``draw`` and ``draw_batch`` receive: 63, or 32 for a
+    #: user's function (see :func:`initcheck.sampling.draw_seed`).
+    seed_bits: int = 63
 
     @property
     def key(self) -> str:

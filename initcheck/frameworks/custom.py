@@ -16,7 +16,10 @@ stacked on a new leading axis, an array of shape ``(K, *shape)``; the result is
 checked like a single draw's, and a wrong shape is a one-line InputError naming
 the expected and the returned shape.  One seed then stands for the K draws of
 the call; it is derived from (``--seed``, the row, the call's index), so the
-numbers are still reproducible.  Each of the K draws should be the function's
+numbers are still reproducible.  Seeds are integers in [0, 2**32), distinct
+for the draws of one row, so any framework's seeding call takes them
+(``np.random.seed``, ``np.random.RandomState``, ``torch.manual_seed``,
+``tf.random.set_seed``, ``jax.random.key``).  Each of the K draws should be the function's
 real per-draw computation on ``shape`` (e.g. a loop, or ``torch.func.vmap`` /
 ``jax.vmap`` over it), not one large tensor reshaped, or fans read off the shape
 are not the layer's.  Functions without ``count`` are called once per draw.
@@ -163,7 +166,8 @@ def custom_plan(function: Callable, target: str, law, shape: tuple[int, ...]) ->
 
     batched = accepts_count(function)
     api = f"{target}(shape, seed{', count' if batched else ''})" + (f" returns {note}" if note else "")
-    return Plan("custom", api, law, tuple(shape), "?", "?", draw, draw_batch=draw_batch if batched else None)
+    return Plan("custom", api, law, tuple(shape), "?", "?", draw, draw_batch=draw_batch if batched else None,
+                seed_bits=32)
 
 
 def accepts_count(function: Callable) -> bool:
