@@ -182,6 +182,8 @@ def _describe_positions(axis: AxisSums, kind: str, summary: Summary) -> str:
     def compare(x, y):
         if kind == "mean":
             return f"mean {abs(x - y):.3g}σ {'above' if x > y else 'below'}"
+        if y == 0:  # a block of constants (zeroed rows, say)
+            return f"std {x:.3g}, against std 0 in"
         return f"std {abs(x / y - 1) * 100:.3g}% {'above' if x > y else 'below'}"
 
     spread = float(np.sum((a - m * a.sum() / total_m) ** 2 / m)) / unit
@@ -198,7 +200,8 @@ def _describe_positions(axis: AxisSums, kind: str, summary: Summary) -> str:
         parts = []
         for (lo, hi), block in zip(blocks, sums):
             x = value(*block)
-            change = f"{x - whole:+.3g}σ" if kind == "mean" else f"{(x / whole - 1) * 100:+.3g}%"
+            change = (f"{x - whole:+.3g}σ" if kind == "mean" else
+                      f"{(x / whole - 1) * 100:+.3g}%" if whole > 0 else f"std {x:.3g}")
             parts.append(f"{_label(axis, lo, hi - 1)} {change}")
         what = "mean" if kind == "mean" else "std"
         return f"{what} by block of the {axis.name}, against the whole: " + ", ".join(parts)

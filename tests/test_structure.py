@@ -251,6 +251,16 @@ def test_fused_blocks_scaled_apart_fail_positions_and_name_the_blocks():
     assert "rows 0-255" in check.detail and "std" in check.detail
 
 
+def test_zeroed_rows_fail_positions_with_a_description_not_a_crash():
+    """A block of rows set to zero has std 0: the description compares against
+    0 instead of dividing by it."""
+    draws = normal_draws((16, 72), 200, seed=21)
+    for d in draws:
+        d[8:] = 0
+    check = check_positions(fold_all(draws))
+    assert check.pvalue < 1e-9 and "against std 0" in check.detail
+
+
 def test_a_per_draw_scale_fails_positions_along_the_draws():
     rng = np.random.default_rng(18)
     draws = [d * np.float32(1 + 0.03 * rng.standard_normal()) for d in normal_draws((100, 100), 400, seed=19)]
