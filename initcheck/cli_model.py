@@ -7,7 +7,7 @@ import click
 from initcheck.errors import InputError
 from initcheck.distributed import DEFAULT_TIMEOUT
 from initcheck.model import DEFAULT_MAX_INSTANCES, DEFAULT_SAMPLES, DEFAULT_TIME_LIMIT, check_numbers
-from initcheck.presets import PRESET_NAMES
+from initcheck.presets import DEFAULT_PRESET, PRESET_CHOICES
 
 
 @click.command("model")
@@ -15,8 +15,9 @@ from initcheck.presets import PRESET_NAMES
 @click.option("--rules", "rules_path", type=click.Path(dir_okay=False),
               help="TOML file of [[rule]] tables: match (a glob over parameter names, first match wins) and the "
                    "law (scheme = \"xavier\", dist, gain, ...; normal, uniform, constant, orthogonal, ...).")
-@click.option("--preset", type=click.Choice(PRESET_NAMES),
-              help="transformers: HuggingFace's convention read from model.config (initializer_range).")
+@click.option("--preset", type=click.Choice(PRESET_CHOICES), default=DEFAULT_PRESET, show_default=True,
+              help="transformers: HuggingFace's convention read from model.config (initializer_range); auto: "
+                   "transformers for a model that holds a PreTrainedModel, else none; none: layer defaults only.")
 @click.option("--samples", "-n", help="Values per parameter, default 1e6.")
 @click.option("--instances", type=int, help="Build exactly this many instances (at least 2).")
 @click.option("--max-instances", type=int, default=DEFAULT_MAX_INSTANCES, show_default=True,

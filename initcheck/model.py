@@ -66,6 +66,7 @@ from initcheck.check_result import CheckResult
 from initcheck.errors import InputError
 from initcheck.expectation import Expectation, Unknown
 from initcheck.frameworks.model_base import ParameterRef
+from initcheck.presets import DEFAULT_PRESET, check_preset
 from initcheck.results import RowResult, Sampled, Verification
 
 #: Values per parameter unless ``samples`` says otherwise.
@@ -319,11 +320,9 @@ def resolve_expectations(adapter, model, refs: list[ParameterRef], rules, preset
     reached follows)."""
     chosen: dict[str, Expectation | Unknown] = {}
     defaults: dict[str, Expectation] = {}
-    preset_for = None
-    if preset is not None:
-        from initcheck.presets import load_preset
+    from initcheck.presets import load_preset
 
-        preset_for = load_preset(preset, adapter, model)
+    preset_for = load_preset(preset, adapter, model)
     for ref in refs:
         if ref.tied_to is not None:
             continue
@@ -644,7 +643,7 @@ def seed_check(row: ParameterRow) -> CheckResult | None:
 # ----------------------------------------------------------------------------- the engine
 
 
-def verify_model(target, *, rules=None, preset: str | None = None, samples: int = DEFAULT_SAMPLES,
+def verify_model(target, *, rules=None, preset: str | None = DEFAULT_PRESET, samples: int = DEFAULT_SAMPLES,
                  instances: int | None = None, max_instances: int = DEFAULT_MAX_INSTANCES,
                  time_limit: float = DEFAULT_TIME_LIMIT, seed: int = 0, alpha: float = 1e-6,
                  strict: bool = False, progress: bool = False, nproc: int | None = None,
@@ -653,7 +652,9 @@ def verify_model(target, *, rules=None, preset: str | None = None, samples: int 
 
     ``target``  ``FILE.py:FACTORY``, ``package.module:FACTORY`` or a callable;
     ``rules``   a rules file path (:mod:`initcheck.model_rules`) or a list of rule dicts;
-    ``preset``  ``"transformers"`` (HF's convention from ``model.config``);
+    ``preset``  ``"auto"`` (``"transformers"`` for a model that holds a
+    ``PreTrainedModel``, else none), ``"transformers"`` (HF's convention from
+    ``model.config``), or ``"none"`` (:mod:`initcheck.presets`);
     ``samples`` values per parameter; ``instances`` fixes the number of
     instances (otherwise as many as ``samples`` needs, within ``max_instances``
     and ``time_limit`` seconds); ``seed``, ``alpha``, ``strict`` as for
@@ -679,11 +680,7 @@ def verify_model(target, *, rules=None, preset: str | None = None, samples: int 
                               max_instances=max_instances, time_limit=time_limit, seed=seed, alpha=alpha,
                               strict=strict, progress=progress)
     check_numbers(samples, instances, max_instances, time_limit, seed, alpha)
-    if preset is not None:
-        from initcheck.presets import PRESET_NAMES
-
-        if preset not in PRESET_NAMES:
-            raise InputError(f"unknown preset {preset!r}; known: {', '.join(PRESET_NAMES)}")
+    check_preset(preset)
     rules = load_rules(rules) if rules is not None else None
     factory, name = load_factory(target)
     started = time.perf_counter()

@@ -3,6 +3,12 @@
     initcheck model net.py:build --preset transformers
 
 A preset is consulted after the ``--rules`` and before the layer defaults.
+``--preset auto`` (the default) applies ``transformers`` to a PyTorch model
+that is, or holds, a ``transformers.PreTrainedModel`` (``post_init`` has
+replaced its layers' defaults, so those would be the wrong law), and no preset
+to any other model; ``--preset none`` turns presets off.  Chosen
+automatically, the preset refuses nothing: a family it does not cover gets an
+Unknown (SKIP, "add a rule") for every parameter its ``_init_weights`` writes.
 :func:`load_preset` is called once, on instance 0, and returns a function of
 one :class:`~initcheck.frameworks.model_base.ParameterRef` that gives
 
@@ -86,6 +92,10 @@ from initcheck.laws import Constant, Normal, TruncatedNormal, Uniform
 
 PRESET_NAMES = ("transformers",)
 
+#: What ``--preset`` and ``preset=`` accept.
+PRESET_CHOICES = ("auto", "none", *PRESET_NAMES)
+DEFAULT_PRESET = "auto"
+
 SOURCE = "transformers preset"
 
 #: config.model_type -> the modeling module's package (transformers.models.<package>.modeling_<package>),
@@ -116,11 +126,36 @@ NOT_COVERED = {
 PresetFunction = Callable[[ParameterRef], "Expectation | Unknown | None"]
 
 
-def load_preset(name: str, adapter, model) -> PresetFunction:
-    """The preset ``name`` for ``model`` (instance 0), as a function of one parameter."""
-    if name == "transformers":
-        return TransformersPreset(adapter, model)
-    raise InputError(f"unknown preset {name!r}; known: {', '.join(PRESET_NAMES)}")
+def check_preset(name: str | None) -> None:
+    """An InputError unless ``name`` is one of :data:`PRESET_CHOICES` (or None, no preset)."""
+    if name is not None and name not in PRESET_CHOICES:
+        raise InputError(f"unknown preset {name!r}; known: {', '.join(PRESET_CHOICES)}")
+
+
+def load_preset(name: str | None, adapter, model) -> PresetFunction | None:
+    """The preset ``name`` for ``model`` (instance 0), as a function of one
+    parameter; None for ``"none"`` (or None), and for ``"auto"`` on a model
+    no preset is for."""
+    check_preset(name)
+    if name is None or name == "none":
+        return None
+    if name == "auto":
+        return TransformersPreset(adapter, model, chosen=True) if _holds_pretrained(adapter, model) else None
+    return TransformersPreset(adapter, model)
+
+
+def _pretrained_base():
+    """transformers' PreTrainedModel if transformers is imported (a model of it
+    was built), else None: detecting one never imports the library."""
+    transformers = sys.modules.get("transformers")
+    return getattr(transformers, "PreTrainedModel", None) if transformers is not None else None
+
+
+def _holds_pretrained(adapter, model) -> bool:
+    base = _pretrained_base()
+    if base is None or getattr(adapter, "name", None) != "torch" or not hasattr(model, "modules"):
+        return False
+    return any(isinstance(module, base) for module in model.modules())
 
 
 def _fmt(value: float) -> str:
@@ -159,18 +194,18 @@ def _normal(std: float):
 class TransformersPreset:
     """HF transformers' convention for one model (module docstring)."""
 
-    def __init__(self, adapter, model):
+    def __init__(self, adapter, model, chosen: bool = False):
+        """``chosen``: applied by ``auto``, so an uncovered family is SKIP, not an error."""
         if getattr(adapter, "name", None) != "torch":
             title = getattr(adapter, "title", None) or getattr(adapter, "name", "another framework")
             raise InputError(f"--preset transformers applies to PyTorch transformers models; this one is a {title} "
                              "model: use --rules instead")
-        transformers = sys.modules.get("transformers")
-        base = getattr(transformers, "PreTrainedModel", None) if transformers is not None else None
-        if base is None or not isinstance(model, base):
+        base = _pretrained_base()
+        if base is None or not _holds_pretrained(adapter, model):
             raise InputError(f"--preset transformers needs a transformers.PreTrainedModel; the factory returned a "
                              f"{type(model).__name__}: use --rules instead")
-        model_type = getattr(model.config, "model_type", None) or "(none)"
-        if model_type not in TRANSFORMERS_FAMILIES:
+        model_type = getattr(getattr(model, "config", None), "model_type", None) or "(none)"
+        if not chosen and isinstance(model, base) and model_type not in TRANSFORMERS_FAMILIES:
             why = f" ({NOT_COVERED[model_type]})" if model_type in NOT_COVERED else ""
             raise InputError(f"--preset transformers does not cover model_type {model_type!r}{why}; it covers "
                              f"{_covered()}: use --rules instead")
@@ -199,11 +234,14 @@ class TransformersPreset:
             prefix = ".".join(parts[:depth])
             module = self._model.get_submodule(prefix) if prefix else self._model
             pretrained = self._dispatch.get(prefix)
+            if pretrained is None:  # above every PreTrainedModel: post_init writes nothing here
+                break
             family = self.family(pretrained)
             if family is None:
                 model_type = getattr(pretrained.config, "model_type", None)
-                return Unknown(f"{prefix or 'the model'} is initialized by a {model_type!r} sub-model, whose "
-                               f"convention the transformers preset does not cover ({_covered()}); add a rule")
+                why = f" ({NOT_COVERED[model_type]})" if model_type in NOT_COVERED else ""
+                return Unknown(f"{prefix or 'the model'} is initialized by transformers' {model_type!r} "
+                               f"_init_weights{why}, which the transformers preset does not cover; add a rule")
             written = family.law(module, tuple(parts[depth:]), parameter, pretrained)
             if written is not None:
                 found = written

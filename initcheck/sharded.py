@@ -84,6 +84,7 @@ from initcheck.check_result import CheckResult
 from initcheck.distributed import DEFAULT_TIMEOUT, Rank, launch
 from initcheck.errors import InputError
 from initcheck.expectation import Expectation
+from initcheck.presets import DEFAULT_PRESET, check_preset
 from initcheck.model import (DEFAULT_MAX_INSTANCES, DEFAULT_SAMPLES, DEFAULT_TIME_LIMIT, MIN_INSTANCES, MIN_SCALED,
                              ModelVerification, ParameterRow, Sketch, _call, _scale, check_numbers, duplicates,
                              instance_seed, load_adapter, load_factory, model_results, resolve_expectations)
@@ -129,7 +130,7 @@ class ShardedVerification(ModelVerification):
 
 
 def verify_sharded(target, *, nproc: int, timeout: float = DEFAULT_TIMEOUT, device: str = "cpu", rules=None,
-                   preset: str | None = None, samples: int = DEFAULT_SAMPLES, instances: int | None = None,
+                   preset: str | None = DEFAULT_PRESET, samples: int = DEFAULT_SAMPLES, instances: int | None = None,
                    max_instances: int = DEFAULT_MAX_INSTANCES, time_limit: float = DEFAULT_TIME_LIMIT, seed: int = 0,
                    alpha: float = 1e-6, strict: bool = False, progress: bool = False) -> ShardedVerification:
     """Verify the global parameters of the model FACTORY() builds on every one
@@ -141,11 +142,7 @@ def verify_sharded(target, *, nproc: int, timeout: float = DEFAULT_TIMEOUT, devi
     from initcheck.model_rules import load_rules
 
     check_numbers(samples, instances, max_instances, time_limit, seed, alpha)
-    if preset is not None:
-        from initcheck.presets import PRESET_NAMES
-
-        if preset not in PRESET_NAMES:
-            raise InputError(f"unknown preset {preset!r}; known: {', '.join(PRESET_NAMES)}")
+    check_preset(preset)
     if rules is not None:
         load_rules(rules)  # a bad rules file is one error here, not one per rank
     if not isinstance(target, str):

@@ -434,4 +434,57 @@ def test_a_sub_model_of_an_uncovered_family_is_unknown():
     laws = laws_of(Outer(T.BertConfig(**dict(SMALL, num_hidden_layers=1))))
     assert isinstance(laws["bert.pooler.dense.weight"], Expectation)
     unknown = laws["t5.encoder.block.0.layer.0.SelfAttention.q.weight"]
-    assert isinstance(unknown, Unknown) and "'t5' sub-model" in unknown.reason
+    assert isinstance(unknown, Unknown) and "transformers' 't5' _init_weights" in unknown.reason
+
+
+# ----------------------------------------------------------------------------- chosen automatically
+
+
+def test_a_transformers_model_gets_the_preset_by_default():
+    """post_init replaced every layer default: the default ``auto`` reads
+    HF's convention, ``none`` the layer defaults (which the model does not
+    follow)."""
+    model = bert()
+    adapter = TorchModels()
+    auto, none = load_preset("auto", adapter, model), load_preset("none", adapter, model)
+    assert none is None and auto is not None
+    ref = next(r for r in adapter.parameters(model) if r.name.endswith("query.weight"))
+    assert auto(ref).law == Normal(0.0, 0.02) and auto(ref).source == SOURCE
+    assert load_preset("auto", adapter, nn.Linear(4, 3)) is None
+    assert verify_model(bert, samples=SAMPLES, max_instances=MAX_INSTANCES).verdict == "PASS"
+    assert verify_model(bert, preset="none", samples=SAMPLES, max_instances=MAX_INSTANCES).verdict == "FAIL"
+
+
+def test_a_model_holding_a_transformers_backbone_gets_the_preset_on_it_only():
+    class Classifier(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.backbone = T.BertModel(T.BertConfig(**dict(SMALL, num_hidden_layers=1)))
+            self.head = nn.Linear(64, 3)  # the user's own: torch's default
+
+    model = Classifier()
+    adapter = TorchModels()
+    auto = load_preset("auto", adapter, model)
+    refs = {r.name: r for r in adapter.parameters(model)}
+    assert auto(refs["head.weight"]) is None  # the layer default applies
+    assert auto(refs["backbone.pooler.dense.weight"]).law == Normal(0.0, 0.02)
+    assert verify_model(Classifier, samples=SAMPLES, max_instances=MAX_INSTANCES).verdict == "PASS"
+
+
+def test_an_uncovered_family_chosen_automatically_is_skipped_not_refused():
+    def t5():
+        return T.T5Model(T.T5Config(d_model=32, d_ff=64, num_layers=1, num_heads=2, d_kv=16, vocab_size=100))
+
+    laws = laws_of_preset("auto", t5())
+    assert laws and all(isinstance(law, Unknown) and "add a rule" in law.reason for law in laws.values())
+
+
+def laws_of_preset(name: str, model) -> dict[str, object]:
+    adapter = TorchModels()
+    preset_for = load_preset(name, adapter, model)
+    return {ref.name: preset_for(ref) for ref in adapter.parameters(model) if ref.tied_to is None}
+
+
+def test_an_unknown_preset_is_one_input_error():
+    with pytest.raises(InputError, match=r"unknown preset 'hf'; known: auto, none, transformers"):
+        verify_model(bert, preset="hf")
