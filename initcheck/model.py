@@ -107,6 +107,11 @@ MODEL_ADAPTERS = {
 }
 
 
+#: The factory argument through which only one framework's adapter seeds a model
+#: (``seed`` is taken by several, so it names none).
+SEEDING_KEYWORDS = {"rngs": "flax", "key": "equinox"}
+
+
 def instance_seed(seed: int, index: int) -> int:
     """The framework seed of instance ``index`` (31 bits: every framework takes it)."""
     sequence = np.random.SeedSequence([seed, zlib.crc32(b"initcheck model"), index])
@@ -192,12 +197,19 @@ def _candidates(factory) -> list[str]:
     first."""
     import importlib.util
 
+    from initcheck.frameworks.custom import takes_keyword
+
     imported = [name for name, (_, _, top) in MODEL_ADAPTERS.items() if top in sys.modules]
     if imported:
         used = _frameworks_used_by(factory)
-        return sorted(imported, key=lambda name: MODEL_ADAPTERS[name][2] not in used)
-    installed = [name for name, (_, _, top) in MODEL_ADAPTERS.items() if importlib.util.find_spec(top) is not None]
-    return sorted(installed, key=lambda name: name != "torch")
+        candidates = sorted(imported, key=lambda name: MODEL_ADAPTERS[name][2] not in used)
+    else:
+        installed = [name for name, (_, _, top) in MODEL_ADAPTERS.items() if importlib.util.find_spec(top) is not None]
+        candidates = sorted(installed, key=lambda name: name != "torch")
+    # a factory that takes the one argument only one framework passes is that framework's
+    hinted = [name for keyword, name in SEEDING_KEYWORDS.items() if takes_keyword(factory, keyword)
+              and (MODEL_ADAPTERS[name][2] in sys.modules or importlib.util.find_spec(MODEL_ADAPTERS[name][2]))]
+    return hinted[:1] + [name for name in candidates if name not in hinted[:1]]
 
 
 def _frameworks_used_by(factory) -> set[str]:

@@ -182,6 +182,25 @@ def test_a_correct_cnn_passes():
     assert result and not failed(result), str(result)
 
 
+def test_a_tuple_of_modules_is_a_model():
+    def parts(key):
+        one, two = jax.random.split(key)
+        return eqx.nn.Conv2d(8, 6, (3, 3), groups=2, key=one), eqx.nn.Linear(64, 32, key=two)
+
+    result = initcheck.verify_model(parts, **FAST)
+    assert result.framework == "equinox" and set(rows(result)) == {"0.weight", "0.bias", "1.weight", "1.bias"}
+    assert result and not failed(result), str(result)
+
+
+def test_a_factory_taking_key_is_equinox_whatever_else_its_file_imports():
+    """``key`` is passed by the Equinox adapter only: a module that also
+    imports Flax (whose adapter is tried first) still gets its key."""
+    flax = pytest.importorskip("flax.nnx")  # noqa: F841 (imported: the Flax adapter becomes a candidate)
+    from initcheck.model import _candidates
+
+    assert _candidates(mlp)[0] == "equinox"
+
+
 def test_a_layer_reinitialized_with_the_wrong_std_fails():
     def reinitialized(key):
         model, key = mlp(key), jax.random.fold_in(key, 1)

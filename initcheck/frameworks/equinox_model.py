@@ -8,7 +8,8 @@ Seeding.  Equinox has no global generator: every layer draws from the
 parameter ``key`` is called ``factory(key=jax.random.PRNGKey(seed))`` (the
 raw ``uint32[2]`` key every JAX function and every Equinox layer accepts),
 else one with a parameter ``seed`` is called ``factory(seed=seed)``; a factory
-that takes neither and returns an ``eqx.Module`` is an :class:`InputError`
+that takes neither and returns an ``eqx.Module`` (or a list, tuple or dict of
+them) is an :class:`InputError`
 (every instance would be the same).  Nothing global is seeded or changed.
 What is not an ``eqx.Module`` is handed back as it is
 (:meth:`EquinoxModels.accepts` then says no).
@@ -187,8 +188,13 @@ class EquinoxModels(ModelFramework):
 
     @staticmethod
     def accepts(model) -> bool:
+        """An ``eqx.Module``, or a list, tuple or dict of them (a pytree of
+        modules, as Equinox code often keeps a model's parts)."""
         module = getattr(sys.modules.get("equinox"), "Module", None)
-        return isinstance(module, type) and isinstance(model, module)
+        if not isinstance(module, type):
+            return False
+        parts = list(model.values()) if isinstance(model, dict) else model if isinstance(model, (list, tuple)) else [model]
+        return bool(parts) and all(isinstance(part, module) for part in parts)
 
     def build(self, factory, seed: int):
         eqx = _eqx()
@@ -203,7 +209,7 @@ class EquinoxModels(ModelFramework):
         else:
             call = factory
         model = call()
-        if not isinstance(model, eqx.Module):
+        if not self.accepts(model):
             return model  # another framework's: the engine tries the next adapter (accepts())
         if call is factory:
             raise InputError(
