@@ -68,12 +68,19 @@ and each family's overrides:
 * DistilBERT: with ``sinusoidal_pos_embds`` the position table is a fixed
   sinusoid (no law: SKIP), otherwise N(0, std);
 * BART: ``final_logits_bias`` 0 (a buffer in transformers 5, so no row);
+* T5, mT5, UMT5 (``initializer_factor`` f, no ``initializer_range``): the
+  layer norms' weight f; ``shared`` and an untied ``lm_head`` N(0, f); the
+  feed-forward ``wi`` (``wi_0``, ``wi_1``) N(0, f·d_model^-½) and ``wo``
+  N(0, f·d_ff^-½); attention ``q`` N(0, f·(d_model·d_kv)^-½), ``k`` and ``v``
+  N(0, f·d_model^-½), ``o`` N(0, f·(num_heads·d_kv)^-½), the relative
+  attention bias N(0, f·d_model^-½); the heads' (``qa_outputs``, the
+  classification head) weights N(0, f·d_model^-½), the token classifier's
+  N(0, f), their biases 0;
 * ELECTRA, OPT, Llama, Mistral, Qwen2: the base convention only.
 
-Not covered: T5 (and every family with its own factor-based scheme: each
-weight's std is ``initializer_factor`` times a power of the layer's width),
-and every family not listed in :data:`TRANSFORMERS_FAMILIES`; for those the
-preset refuses the model and ``--rules`` says the laws.  A parameter of a
+Not covered: every family not listed in :data:`TRANSFORMERS_FAMILIES`; for
+those ``--preset transformers`` refuses the model and ``--rules`` says the
+laws.  A parameter of a
 module the convention does not touch (a user's ``nn.Parameter`` on their own
 module, a GRU, a ConvTranspose3d) gets ``None``: its layer default, or SKIP.
 """
@@ -113,15 +120,14 @@ TRANSFORMERS_FAMILIES = {
     "opt": "opt",
     "qwen2": "qwen2",
     "roberta": "roberta",
+    "t5": "t5",
+    "mt5": "mt5",
+    "umt5": "umt5",
     "vit": "vit",
 }
 
 #: Families left out on purpose, and why (said when one is refused).
-NOT_COVERED = {
-    "t5": "T5's _init_weights scales each weight by initializer_factor and the layer's width, not N(0, std)",
-    "mt5": "mT5 follows T5's factor-based scheme",
-    "umt5": "UMT5 follows T5's factor-based scheme",
-}
+NOT_COVERED: dict[str, str] = {}
 
 PresetFunction = Callable[[ParameterRef], "Expectation | Unknown | None"]
 
@@ -333,6 +339,71 @@ class Family:
         if path[0] == "mask_token":
             return Expectation(Constant(0.0), SOURCE, "ViTEmbeddings mask_token: zeros_")
         return None
+
+    def _t5(self, module, path, parameter, pretrained, prefix: str = "T5"):
+        """T5's scaled normals (``modeling_t5.py``), in the ``elif`` order of its
+        ``_init_weights``: the first class that matches writes."""
+        config = pretrained.config
+        factor = config.initializer_factor
+        d_model, d_ff, d_kv, heads = config.d_model, config.d_ff, config.d_kv, config.num_heads
+
+        def normal(scale: float, words: str) -> Expectation:
+            std = factor * scale
+            return Expectation(_normal(std), SOURCE, f"{type(module).__name__} {'.'.join(path)}: "
+                                                     f"N(0, initializer_factor {_fmt(factor)} × {words}) = "
+                                                     f"N(0, {_fmt(std)})")
+
+        def zero_bias(child: str) -> Expectation | None:
+            if path == (child, "bias"):
+                return Expectation(Constant(0.0), SOURCE, f"{type(module).__name__} {child}.bias: zeros_")
+            return None
+
+        def per_width(*children: str, width: float, words: str) -> Expectation | None:
+            for child in children:
+                if path == (child, "weight"):
+                    return normal(width ** -0.5, words)
+                found = zero_bias(child)
+                if found is not None:
+                    return found
+            return None
+
+        if self.isinstance(module, f"{prefix}LayerNorm"):
+            if path == ("weight",):
+                return Expectation(Constant(float(factor)), SOURCE,
+                                   f"{type(module).__name__} weight: constant_(initializer_factor {_fmt(factor)})")
+            return None
+        if self.isinstance(module, *(f"{prefix}{name}" for name in
+                                     ("Model", "ForConditionalGeneration", "EncoderModel", "ForQuestionAnswering"))):
+            if path == ("shared", "weight"):
+                return normal(1.0, "1")
+            if path == ("lm_head", "weight") and not config.tie_word_embeddings:
+                return normal(1.0, "1")
+            return per_width("qa_outputs", width=d_model, words="d_model^-½")
+        if self.isinstance(module, f"{prefix}ForTokenClassification"):
+            if path == ("classifier", "weight"):
+                return normal(1.0, "1")
+            return zero_bias("classifier")
+        if self.isinstance(module, f"{prefix}ClassificationHead"):
+            return per_width("dense", "out_proj", width=d_model, words="d_model^-½")
+        if self.isinstance(module, f"{prefix}DenseActDense", f"{prefix}DenseGatedActDense"):
+            return (per_width("wi", "wi_0", "wi_1", width=d_model, words="d_model^-½")
+                    or per_width("wo", width=d_ff, words="d_ff^-½"))
+        if self.isinstance(module, f"{prefix}Attention"):
+            if path == ("q", "weight"):
+                return normal((d_model * d_kv) ** -0.5, "(d_model·d_kv)^-½")
+            if path in (("k", "weight"), ("v", "weight")):
+                return normal(d_model ** -0.5, "d_model^-½")
+            if path == ("o", "weight"):
+                return normal((heads * d_kv) ** -0.5, "(num_heads·d_kv)^-½")
+            if path == ("relative_attention_bias", "weight") and getattr(module, "has_relative_attention_bias", False):
+                return normal(d_model ** -0.5, "d_model^-½")
+        return None
+
+    def _mt5(self, module, path, parameter, pretrained):
+        return self._t5(module, path, parameter, pretrained, prefix="MT5")
+
+    def _umt5(self, module, path, parameter, pretrained):
+        return self._t5(module, path, parameter, pretrained, prefix="UMT5")
 
     def _distilbert(self, module, path, parameter, pretrained):
         if (path == ("position_embeddings", "weight") and self.isinstance(module, "Embeddings")

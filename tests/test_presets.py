@@ -117,6 +117,27 @@ def vit():
                                                    encoder_stride=8))
 
 
+T5 = dict(d_model=64, d_ff=128, num_layers=1, num_heads=2, d_kv=16, vocab_size=500)
+
+
+def t5():
+    """Gated feed-forward, relative attention bias, encoder and decoder."""
+    return T.T5ForConditionalGeneration(T.T5Config(**T5, feed_forward_proj="gated-gelu", initializer_factor=0.5))
+
+
+def mt5():
+    return T.MT5ForConditionalGeneration(T.MT5Config(**T5))
+
+
+def umt5():
+    return T.UMT5EncoderModel(T.UMT5Config(**dict(T5, num_layers=2)))
+
+
+def bloom():
+    """A family the preset does not cover."""
+    return T.BloomModel(T.BloomConfig(vocab_size=100, hidden_size=32, n_layer=1, n_head=2))
+
+
 #: (model_type, factory, tied (name, owner) pairs expected, rows expected SKIP)
 FAMILIES = [
     ("bert", bert, {("cls.predictions.decoder.weight", "bert.embeddings.word_embeddings.weight"),
@@ -141,6 +162,11 @@ FAMILIES = [
                                 ("cls.predictions.decoder.bias", "cls.predictions.bias")}, set()),
     ("deberta-v2", deberta_v2_new_head, set(), set()),
     ("vit", vit, set(), set()),
+    ("t5", t5, {("encoder.embed_tokens.weight", "shared.weight"), ("decoder.embed_tokens.weight", "shared.weight"),
+                ("lm_head.weight", "shared.weight")}, set()),
+    ("mt5", mt5, {("encoder.embed_tokens.weight", "shared.weight"), ("decoder.embed_tokens.weight", "shared.weight"),
+                  ("lm_head.weight", "shared.weight")}, set()),
+    ("umt5", umt5, {("encoder.embed_tokens.weight", "shared.weight")}, set()),
 ]
 
 
@@ -150,8 +176,8 @@ def test_every_covered_family_is_verified_here():
 
 #: Sampled in `make test`: one family for each way the preset initializes (BERT's tied head and bias, GPT-2's
 #: Conv1D and depth-scaled projections, Llama's bias-free RMSNorm decoder, BART's shared encoder-decoder embedding,
-#: ViT's truncated tokens, DistilBERT's sinusoidal table left to SKIP); `make calibrate` samples every family.
-SAMPLED_IN_MAKE_TEST = {"bert", "gpt2", "llama", "bart", "vit", "distilbert_sinusoidal"}
+#: ViT's truncated tokens, DistilBERT's sinusoidal table left to SKIP, T5's width-scaled normals); `make calibrate` samples every family.
+SAMPLED_IN_MAKE_TEST = {"bert", "gpt2", "llama", "bart", "vit", "distilbert_sinusoidal", "t5"}
 SAMPLED_FAMILIES = [family if family[1].__name__ in SAMPLED_IN_MAKE_TEST
                     else pytest.param(*family, marks=pytest.mark.calibration) for family in FAMILIES]
 
@@ -365,6 +391,20 @@ def test_a_residual_projection_without_the_depth_scaling_fails():
     assert failed(result) == {"transformer.h.0.mlp.c_proj.weight", "transformer.h.1.mlp.c_proj.weight"}
 
 
+def t5_query_without_head_scaling():
+    """The query projection drawn like the key's, N(0, d_model^-½): the
+    (d_model·d_kv)^-½ that folds the attention's 1/√d_kv into T5's query is lost."""
+    model = t5()
+    factor, d_model = model.config.initializer_factor, model.config.d_model
+    nn.init.normal_(model.encoder.block[0].layer[0].SelfAttention.q.weight, std=factor * d_model ** -0.5)
+    return model
+
+
+def test_a_t5_query_without_its_head_scaling_fails():
+    result = verify(t5_query_without_head_scaling)
+    assert failed(result) == {"encoder.block.0.layer.0.SelfAttention.q.weight"}
+
+
 class _MyGPT2(T.GPT2Model):
     """A subclass that changes nothing, defined outside transformers."""
 
@@ -403,14 +443,11 @@ def test_a_model_that_is_not_a_pretrained_model_is_refused():
 
 
 def test_an_uncovered_family_is_refused_naming_the_covered_ones():
-    def t5():
-        return T.T5Model(T.T5Config(d_model=32, d_ff=64, num_layers=1, num_heads=2, d_kv=16, vocab_size=100))
-
     with pytest.raises(InputError) as error:
-        verify_model(t5, preset="transformers")
+        verify_model(bloom, preset="transformers")
     message = str(error.value)
     assert "\n" not in message
-    assert "'t5'" in message and "initializer_factor" in message and "--rules" in message
+    assert "'bloom'" in message and "--rules" in message
     assert all(family in message for family in TRANSFORMERS_FAMILIES)
 
 
@@ -427,14 +464,13 @@ def test_a_sub_model_of_an_uncovered_family_is_unknown():
         def __init__(self, config):
             super().__init__(config)
             self.bert = T.BertModel(config)
-            self.t5 = T.T5EncoderModel(T.T5Config(d_model=32, d_ff=64, num_layers=1, num_heads=2, d_kv=16,
-                                                  vocab_size=100))
+            self.bloom = bloom()
             self.post_init()
 
     laws = laws_of(Outer(T.BertConfig(**dict(SMALL, num_hidden_layers=1))))
     assert isinstance(laws["bert.pooler.dense.weight"], Expectation)
-    unknown = laws["t5.encoder.block.0.layer.0.SelfAttention.q.weight"]
-    assert isinstance(unknown, Unknown) and "transformers' 't5' _init_weights" in unknown.reason
+    unknown = laws["bloom.h.0.self_attention.query_key_value.weight"]
+    assert isinstance(unknown, Unknown) and "transformers' 'bloom' _init_weights" in unknown.reason
 
 
 # ----------------------------------------------------------------------------- chosen automatically
@@ -472,10 +508,7 @@ def test_a_model_holding_a_transformers_backbone_gets_the_preset_on_it_only():
 
 
 def test_an_uncovered_family_chosen_automatically_is_skipped_not_refused():
-    def t5():
-        return T.T5Model(T.T5Config(d_model=32, d_ff=64, num_layers=1, num_heads=2, d_kv=16, vocab_size=100))
-
-    laws = laws_of_preset("auto", t5())
+    laws = laws_of_preset("auto", bloom())
     assert laws and all(isinstance(law, Unknown) and "add a rule" in law.reason for law in laws.values())
 
 
