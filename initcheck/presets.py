@@ -76,7 +76,19 @@ and each family's overrides:
   attention bias N(0, f·d_model^-½); the heads' (``qa_outputs``, the
   classification head) weights N(0, f·d_model^-½), the token classifier's
   N(0, f), their biases 0;
-* ELECTRA, OPT, Llama, Mistral, Qwen2: the base convention only.
+* XLM-RoBERTa, CamemBERT: the LM head's ``bias`` 0;
+* Gemma, Gemma 2: every RMSNorm's ``weight`` 0 (the norm scales by 1 + weight);
+* Mixtral: the experts' ``gate_up_proj`` and ``down_proj`` and the router's
+  ``weight`` N(0, initializer_range);
+* ELECTRA, OPT, Llama, Mistral, Qwen2, Falcon, GPT-Neo, GPT-J: the base
+  convention only (the last three's overrides write buffers only);
+* any other family whose ``PreTrainedModel`` class inherits ``_init_weights``
+  unchanged (Bloom, GPT-NeoX, Phi, Phi-3, Qwen3, OLMo, StableLM, MPT, ...): the
+  base convention, which is then all that initializes it.
+
+A parameter shared by an ``nn.Embedding`` and another module (a tied LM
+head) takes the embedding's law, padding row included, whichever of its names
+comes first.
 
 Not covered: every family not listed in :data:`TRANSFORMERS_FAMILIES`; for
 those ``--preset transformers`` refuses the model and ``--rules`` says the
@@ -109,6 +121,14 @@ SOURCE = "transformers preset"
 #: each verified on real models built from small configs (tests/test_presets.py).
 TRANSFORMERS_FAMILIES = {
     "albert": "albert",
+    "camembert": "camembert",
+    "falcon": "falcon",
+    "gemma": "gemma",
+    "gemma2": "gemma2",
+    "gpt_neo": "gpt_neo",
+    "gptj": "gptj",
+    "mixtral": "mixtral",
+    "xlm-roberta": "xlm_roberta",
     "bart": "bart",
     "bert": "bert",
     "deberta-v2": "deberta_v2",
@@ -211,29 +231,55 @@ class TransformersPreset:
             raise InputError(f"--preset transformers needs a transformers.PreTrainedModel; the factory returned a "
                              f"{type(model).__name__}: use --rules instead")
         model_type = getattr(getattr(model, "config", None), "model_type", None) or "(none)"
-        if not chosen and isinstance(model, base) and model_type not in TRANSFORMERS_FAMILIES:
+        if (not chosen and isinstance(model, base) and model_type not in TRANSFORMERS_FAMILIES
+                and not _base_init_only(type(model), base)):
             why = f" ({NOT_COVERED[model_type]})" if model_type in NOT_COVERED else ""
             raise InputError(f"--preset transformers does not cover model_type {model_type!r}{why}; it covers "
                              f"{_covered()}: use --rules instead")
         self._base = base
         self._model = model
-        self._families: dict[str, Family | None] = {}
+        self._families: dict[tuple[str, type], Family | None] = {}
         self._dispatch: dict[str, Any] = {}  # module prefix -> the PreTrainedModel whose _init_weights visits it
+        self._aliases: dict[int, list[str]] = {}  # id of a parameter -> its names
+        for alias, parameter in model.named_parameters(remove_duplicate=False):
+            self._aliases.setdefault(id(parameter), []).append(alias)
         modules = model.named_modules(remove_duplicate=False)
         for prefix, module in modules:
             parent = self._dispatch.get(prefix.rpartition(".")[0]) if prefix else None
             self._dispatch[prefix] = module if isinstance(module, base) else parent
 
     def family(self, pretrained) -> Family | None:
+        """The convention ``pretrained``'s ``_init_weights`` follows: a covered
+        family's, the base one for a class that inherits
+        ``PreTrainedModel._init_weights`` unchanged, else None."""
         model_type = getattr(pretrained.config, "model_type", None) or "(none)"
-        if model_type not in self._families:
+        key = (model_type, type(pretrained))
+        if key not in self._families:
             package = TRANSFORMERS_FAMILIES.get(model_type)
-            self._families[model_type] = Family(model_type, package) if package else None
-        return self._families[model_type]
+            if package:
+                self._families[key] = Family(model_type, package)
+            else:
+                self._families[key] = Family(model_type, None) if _base_init_only(type(pretrained), self._base) else None
+        return self._families[key]
 
     def __call__(self, ref: ParameterRef) -> Expectation | Unknown | None:
-        parts = ref.name.split(".")
-        parameter = self._model.get_parameter(ref.name)
+        return self._law(self._embedding_alias(ref.name))
+
+    def _embedding_alias(self, name: str) -> str:
+        """The name under which an ``nn.Embedding`` holds this parameter, if one
+        does: a tied output layer is a view of the input embedding, which HF
+        initializes (its padding row zero) whichever name comes first."""
+        from torch import nn
+
+        for alias in self._aliases.get(id(self._model.get_parameter(name)), ()):
+            prefix = alias.rpartition(".")[0]
+            if alias != name and isinstance(self._model.get_submodule(prefix) if prefix else self._model, nn.Embedding):
+                return alias
+        return name
+
+    def _law(self, name: str) -> Expectation | Unknown | None:
+        parts = name.split(".")
+        parameter = self._model.get_parameter(name)
         found = None
         # the owner first, then each module above it: the last to write the parameter wins
         for depth in range(len(parts) - 1, -1, -1):
@@ -257,7 +303,8 @@ class TransformersPreset:
 class Family:
     """One family's ``_init_weights``: the base convention and its overrides."""
 
-    def __init__(self, model_type: str, package: str):
+    def __init__(self, model_type: str, package: str | None):
+        """``package`` None: a family that keeps the base convention (no overrides)."""
         self.model_type = model_type
         self.package = package
         self._modeling = None
@@ -278,7 +325,7 @@ class Family:
         child's), or None."""
         config = pretrained.config
         found = base_law(module, path, parameter, config) if len(path) == 1 else None
-        override = getattr(self, "_" + self.package, None)
+        override = getattr(self, "_" + self.package, None) if self.package else None
         if override is not None:
             written = override(module, path, parameter, pretrained)
             if written is not None:
@@ -297,6 +344,30 @@ class Family:
 
     def _roberta(self, module, path, parameter, pretrained):
         return self._lm_head_bias(module, path, ("RobertaLMHead",))
+
+    def _xlm_roberta(self, module, path, parameter, pretrained):
+        return self._lm_head_bias(module, path, ("XLMRobertaLMHead",))
+
+    def _camembert(self, module, path, parameter, pretrained):
+        return self._lm_head_bias(module, path, ("CamembertLMHead",))
+
+    def _gemma(self, module, path, parameter, pretrained):
+        """Gemma's RMSNorm scales by (1 + weight): its weight starts at 0."""
+        if path == ("weight",) and "RMSNorm" in type(module).__name__:
+            return Expectation(Constant(0.0), SOURCE, f"{type(module).__name__} weight: zeros_ (the norm scales by "
+                                                      "1 + weight)")
+        return None
+
+    _gemma2 = _gemma
+
+    def _mixtral(self, module, path, parameter, pretrained):
+        """The experts' fused tensors and the router: N(0, initializer_range)."""
+        std = pretrained.config.initializer_range
+        if ((path in (("gate_up_proj",), ("down_proj",)) and self.isinstance(module, "MixtralExperts"))
+                or (path == ("weight",) and self.isinstance(module, "MixtralTopKRouter"))):
+            return Expectation(_normal(std), SOURCE, f"{type(module).__name__} {path[0]}: N(0, initializer_range "
+                                                     f"{_fmt(std)})")
+        return None
 
     def _albert(self, module, path, parameter, pretrained):
         return self._lm_head_bias(module, path, ("AlbertMLMHead",))
@@ -411,6 +482,14 @@ class Family:
             return Unknown("sinusoidal_pos_embds: the position table is a fixed sinusoid "
                            "(create_sinusoidal_embeddings), not drawn from a law")
         return None
+
+
+def _base_init_only(cls: type, base: type) -> bool:
+    """Whether no class between ``cls`` and ``PreTrainedModel`` defines
+    ``_init_weights``: such a model is initialized by the base convention alone
+    (Llama's, Qwen2's, Bloom's, GPT-NeoX's, Phi's and many more families')."""
+    return not any("_init_weights" in vars(k) for k in cls.__mro__
+                   if k is not base and isinstance(k, type) and issubclass(k, base))
 
 
 def _skipped_as_custom_code(module, pretrained) -> bool:

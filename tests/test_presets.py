@@ -133,9 +133,56 @@ def umt5():
     return T.UMT5EncoderModel(T.UMT5Config(**dict(T5, num_layers=2)))
 
 
+def mpnet():
+    """A family the preset does not cover (its own _init_weights)."""
+    return T.MPNetModel(T.MPNetConfig(vocab_size=100, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                      intermediate_size=64))
+
+
+def xlm_roberta():
+    """Its LM head listed before the encoder: the tied embedding is named by the head first."""
+    return T.XLMRobertaForMaskedLM(T.XLMRobertaConfig(**dict(SMALL, max_position_embeddings=66)))
+
+
+def camembert():
+    return T.CamembertForMaskedLM(T.CamembertConfig(**dict(SMALL, max_position_embeddings=66)))
+
+
+def gemma():
+    return T.GemmaForCausalLM(T.GemmaConfig(**DECODER, head_dim=32))
+
+
+def gemma2():
+    return T.Gemma2ForCausalLM(T.Gemma2Config(**DECODER, head_dim=32))
+
+
+def mixtral():
+    return T.MixtralForCausalLM(T.MixtralConfig(**DECODER, num_local_experts=4, num_experts_per_tok=2))
+
+
+def falcon():
+    return T.FalconForCausalLM(T.FalconConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
+                                              vocab_size=500))
+
+
+def gpt_neo():
+    return T.GPTNeoForCausalLM(T.GPTNeoConfig(hidden_size=64, num_layers=2, num_heads=2, vocab_size=500,
+                                              attention_types=[[["global", "local"], 1]], max_position_embeddings=64,
+                                              bos_token_id=0, eos_token_id=0))
+
+
+def gptj():
+    return T.GPTJForCausalLM(T.GPTJConfig(n_embd=64, n_layer=2, n_head=2, vocab_size=500, n_positions=64,
+                                          rotary_dim=16, bos_token_id=0, eos_token_id=0))
+
+
 def bloom():
-    """A family the preset does not cover."""
-    return T.BloomModel(T.BloomConfig(vocab_size=100, hidden_size=32, n_layer=1, n_head=2))
+    """A family whose classes inherit PreTrainedModel._init_weights: the base convention, unlisted."""
+    return T.BloomForCausalLM(T.BloomConfig(vocab_size=500, hidden_size=64, n_layer=2, n_head=2))
+
+
+def qwen3():
+    return T.Qwen3ForCausalLM(T.Qwen3Config(**DECODER, head_dim=32))
 
 
 #: (model_type, factory, tied (name, owner) pairs expected, rows expected SKIP)
@@ -167,22 +214,42 @@ FAMILIES = [
     ("mt5", mt5, {("encoder.embed_tokens.weight", "shared.weight"), ("decoder.embed_tokens.weight", "shared.weight"),
                   ("lm_head.weight", "shared.weight")}, set()),
     ("umt5", umt5, {("encoder.embed_tokens.weight", "shared.weight")}, set()),
+    ("xlm-roberta", xlm_roberta, {("lm_head.decoder.bias", "lm_head.bias"),
+                                  ("roberta.embeddings.word_embeddings.weight", "lm_head.decoder.weight")}, set()),
+    ("camembert", camembert, {("lm_head.decoder.bias", "lm_head.bias"),
+                              ("roberta.embeddings.word_embeddings.weight", "lm_head.decoder.weight")}, set()),
+    ("gemma", gemma, {("lm_head.weight", "model.embed_tokens.weight")}, set()),
+    ("gemma2", gemma2, {("lm_head.weight", "model.embed_tokens.weight")}, set()),
+    ("mixtral", mixtral, set(), set()),
+    ("falcon", falcon, {("lm_head.weight", "transformer.word_embeddings.weight")}, set()),
+    ("gpt_neo", gpt_neo, {("lm_head.weight", "transformer.wte.weight")}, set()),
+    ("gptj", gptj, set(), set()),
+]
+
+#: Families not listed whose classes inherit the base _init_weights (same fields as FAMILIES).
+BASE_ONLY = [
+    ("bloom", bloom, {("lm_head.weight", "transformer.word_embeddings.weight")}, set()),
+    ("qwen3", qwen3, set(), set()),
 ]
 
 
 def test_every_covered_family_is_verified_here():
     assert {family for family, *_ in FAMILIES} == set(TRANSFORMERS_FAMILIES)
+    assert not {family for family, *_ in BASE_ONLY} & set(TRANSFORMERS_FAMILIES)
 
 
 #: Sampled in `make test`: one family for each way the preset initializes (BERT's tied head and bias, GPT-2's
 #: Conv1D and depth-scaled projections, Llama's bias-free RMSNorm decoder, BART's shared encoder-decoder embedding,
-#: ViT's truncated tokens, DistilBERT's sinusoidal table left to SKIP, T5's width-scaled normals); `make calibrate` samples every family.
-SAMPLED_IN_MAKE_TEST = {"bert", "gpt2", "llama", "bart", "vit", "distilbert_sinusoidal", "t5"}
+#: ViT's truncated tokens, DistilBERT's sinusoidal table left to SKIP, T5's width-scaled normals, XLM-R's head
+#: named before its tied embedding, Mixtral's fused experts, Bloom's inherited base convention); `make calibrate` samples every family.
+SAMPLED_IN_MAKE_TEST = {"bert", "gpt2", "llama", "bart", "vit", "distilbert_sinusoidal", "t5", "xlm_roberta",
+                        "mixtral", "bloom"}
 SAMPLED_FAMILIES = [family if family[1].__name__ in SAMPLED_IN_MAKE_TEST
-                    else pytest.param(*family, marks=pytest.mark.calibration) for family in FAMILIES]
+                    else pytest.param(*family, marks=pytest.mark.calibration) for family in FAMILIES + BASE_ONLY]
 
 
-@pytest.mark.parametrize("model_type, factory, tied, skipped", FAMILIES, ids=[f[1].__name__ for f in FAMILIES])
+@pytest.mark.parametrize("model_type, factory, tied, skipped", FAMILIES + BASE_ONLY,
+                         ids=[f[1].__name__ for f in FAMILIES + BASE_ONLY])
 def test_each_family_has_its_ties_skips_and_every_law_from_the_preset(model_type, factory, tied, skipped):
     """What a verification of the family would find, read without sampling."""
     model = factory()
@@ -194,7 +261,8 @@ def test_each_family_has_its_ties_skips_and_every_law_from_the_preset(model_type
     assert {law.source for name, law in laws.items() if name not in skipped} == {SOURCE}
 
 
-@pytest.mark.parametrize("model_type, factory, tied, skipped", SAMPLED_FAMILIES, ids=[f[1].__name__ for f in FAMILIES])
+@pytest.mark.parametrize("model_type, factory, tied, skipped", SAMPLED_FAMILIES,
+                         ids=[f[1].__name__ for f in FAMILIES + BASE_ONLY])
 def test_a_correct_model_of_each_family_passes(model_type, factory, tied, skipped):
     result = verify(factory)
     assert result.verdict == "PASS", str(result)
@@ -209,7 +277,7 @@ def test_a_correct_model_of_each_family_passes(model_type, factory, tied, skippe
 @pytest.mark.calibration
 @pytest.mark.parametrize("seed", range(1, 11))
 def test_every_family_passes_over_seeds(seed):
-    for _, factory, _, _ in FAMILIES:
+    for _, factory, _, _ in FAMILIES + BASE_ONLY:
         result = verify(factory, seed=seed)
         assert result.verdict == "PASS", f"{factory.__name__}, seed {seed}:\n{result}"
 
@@ -444,10 +512,10 @@ def test_a_model_that_is_not_a_pretrained_model_is_refused():
 
 def test_an_uncovered_family_is_refused_naming_the_covered_ones():
     with pytest.raises(InputError) as error:
-        verify_model(bloom, preset="transformers")
+        verify_model(mpnet, preset="transformers")
     message = str(error.value)
     assert "\n" not in message
-    assert "'bloom'" in message and "--rules" in message
+    assert "'mpnet'" in message and "--rules" in message
     assert all(family in message for family in TRANSFORMERS_FAMILIES)
 
 
@@ -464,13 +532,13 @@ def test_a_sub_model_of_an_uncovered_family_is_unknown():
         def __init__(self, config):
             super().__init__(config)
             self.bert = T.BertModel(config)
-            self.bloom = bloom()
+            self.mpnet = mpnet()
             self.post_init()
 
     laws = laws_of(Outer(T.BertConfig(**dict(SMALL, num_hidden_layers=1))))
     assert isinstance(laws["bert.pooler.dense.weight"], Expectation)
-    unknown = laws["bloom.h.0.self_attention.query_key_value.weight"]
-    assert isinstance(unknown, Unknown) and "transformers' 'bloom' _init_weights" in unknown.reason
+    unknown = laws["mpnet.encoder.layer.0.attention.attn.q.weight"]
+    assert isinstance(unknown, Unknown) and "transformers' 'mpnet' _init_weights" in unknown.reason
 
 
 # ----------------------------------------------------------------------------- chosen automatically
@@ -508,7 +576,7 @@ def test_a_model_holding_a_transformers_backbone_gets_the_preset_on_it_only():
 
 
 def test_an_uncovered_family_chosen_automatically_is_skipped_not_refused():
-    laws = laws_of_preset("auto", bloom())
+    laws = laws_of_preset("auto", mpnet())
     assert laws and all(isinstance(law, Unknown) and "add a rule" in law.reason for law in laws.values())
 
 
